@@ -1,0 +1,78 @@
+# Every target sets up its own environment: `make invoke` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# sam build for the python3.13 runtime needs python3.13 on PATH; pyenv installs it off PATH.
+PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
+PY313 := $(firstword $(wildcard $(PYENV_ROOT)/versions/3.13.0/bin/python3.13) $(shell command -v python3.13 2>/dev/null))
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(if $(PY313),$(dir $(PY313)):)$(PATH)
+export SAM_CLI_TELEMETRY := 0
+
+FUNCTION ?= writer
+EVENT ?= events/$(FUNCTION).json
+ENV ?= default
+STACK ?=
+
+.PHONY: help venv build invoke test lint bench deploy delete verify preflight publish clean
+
+help:
+	@echo "make invoke [FUNCTION=writer] [EVENT=events/writer.json]  build, then invoke locally (no Docker)"
+	@echo "make test                                              lint, template checks, unit/crash/e2e tests"
+	@echo "make bench | deploy [ENV=prod] | delete [ENV=prod] | verify STACK=... | preflight | publish"
+
+$(VENV)/.stamp: requirements-dev.txt
+	@if [ -z "$(PY313)" ]; then \
+	  echo "error: Python 3.13 not found (looked in $(PYENV_ROOT)/versions/3.13.0/bin and on PATH)." >&2; \
+	  echo "       Install it with 'pyenv install 3.13.0' (the python3.13 Lambda runtime; sam build needs it)." >&2; \
+	  exit 1; fi
+	$(PY313) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+.venv-checkov/.stamp: requirements-checkov.txt $(VENV)/.stamp
+	$(PY313) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet -r requirements-checkov.txt
+	@touch $@
+
+venv: $(VENV)/.stamp .venv-checkov/.stamp
+
+build: $(VENV)/.stamp
+	sam build --cached --parallel
+
+invoke: build
+	$(PY) scripts/local_invoke.py --function $(FUNCTION) --event $(EVENT)
+
+lint: $(VENV)/.stamp
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: venv lint
+	$(PY) -m pytest
+
+bench: build
+	$(PY) bench/run.py
+
+deploy: build
+	sam deploy --config-env $(ENV)
+
+delete: $(VENV)/.stamp
+	@echo "Deleting the stack. The data bucket is retained (DeletionPolicy: Retain): empty and delete it yourself."
+	@echo "The file system cannot be deleted while exports to S3 are pending: if the delete fails, wait a"
+	@echo "few minutes (CloudWatch PendingExports at 0) and run 'make delete' again."
+	sam delete --config-env $(ENV)
+
+verify: $(VENV)/.stamp
+	@test -n "$(STACK)" || { echo "usage: make verify STACK=<stack-name>" >&2; exit 2; }
+	$(PY) scripts/verify.py --stack $(STACK)
+
+preflight: $(VENV)/.stamp
+	$(PY) scripts/verify.py preflight $(ARGS)
+
+publish: build
+	$(PY) scripts/publish.py $(ARGS)
+
+clean:
+	rm -rf .aws-sam .local build bench/results.json
