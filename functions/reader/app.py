@@ -1,0 +1,44 @@
+"""Reader: fetch one committed document, or list keys page by page.
+
+Events and responses:
+- ``{"key": "documents/2026/11/27/order-42.json"}`` ->
+  ``{"statusCode": 200, "key", "document"}``, 404 when absent, 400 for a hostile key.
+- ``{"prefix": "documents/2026/11", "limit": 100, "cursor": "<last key>"}`` ->
+  ``{"statusCode": 200, "keys": [...], "next_cursor": str | None}``; ``prefix`` defaults to
+  DOCUMENT_PREFIX, ``""`` lists the whole root.
+
+Mount and storage failures (including a document that is not valid JSON) raise.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from s3files_store.config import get_config
+from s3files_store.documents import DEFAULT_LIMIT, list_documents, read_document
+from s3files_store.exceptions import InvalidRequestError, NotFoundError
+from s3files_store.observability import logger
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    config = get_config()
+    try:
+        if not isinstance(event, dict):
+            raise InvalidRequestError("the event must be a JSON object with 'key' or 'prefix'")
+        if "key" in event:
+            document = read_document(event["key"], config)
+            return {"statusCode": 200, "key": event["key"], "document": document}
+        keys, next_cursor = list_documents(
+            event.get("prefix", config.document_prefix),
+            config,
+            limit=event.get("limit", DEFAULT_LIMIT),
+            cursor=event.get("cursor"),
+        )
+    except (InvalidRequestError, NotFoundError) as exc:
+        logger.info("request refused", extra={"status": exc.status_code, "error": str(exc)})
+        return {"statusCode": exc.status_code, "error": str(exc)}
+    return {"statusCode": 200, "keys": keys, "next_cursor": next_cursor}

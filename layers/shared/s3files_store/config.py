@@ -1,0 +1,91 @@
+"""Settings read once per execution environment from the function's environment.
+
+Example:
+    >>> config = Config.from_env({"MOUNT_ROOT": "/mnt/s3data"})
+    >>> config.document_prefix, config.deadline_margin_ms
+    ('documents', 3000)
+
+Handlers call :func:`get_config` at invoke time (cached after the first call); tests change the
+environment and call ``get_config.cache_clear()``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from s3files_store.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+# Same alphabet as document ids; a leading "." is refused so the prefix can never reach ".staging".
+_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False, "": False}
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Validated settings. ``mount_root`` is the function's S3 Files ``LocalMountPath``."""
+
+    mount_root: Path
+    require_mount: bool = False
+    document_prefix: str = "documents"
+    id_field: str = "id"
+    deadline_margin_ms: int = 3000
+    staging_max_age_seconds: int = 900
+    janitor_max_deletions: int = 1000
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Config:
+        """Read and validate the settings; raise :class:`ConfigError` naming the bad variable."""
+        root = environ.get("MOUNT_ROOT", "")
+        if not root.startswith("/"):
+            raise ConfigError(
+                f"MOUNT_ROOT must be an absolute path equal to the function's FileSystemConfigs "
+                f"LocalMountPath (e.g. /mnt/s3data); got {root!r}"
+            )
+        require = environ.get("REQUIRE_MOUNT", "false").strip().lower()
+        if require not in _BOOLEANS:
+            raise ConfigError(f"REQUIRE_MOUNT must be 'true' or 'false'; got {require!r}")
+        prefix = environ.get("DOCUMENT_PREFIX", "documents")
+        if not all(_SEGMENT.fullmatch(part) and ".." not in part for part in prefix.split("/")):
+            raise ConfigError(
+                f"DOCUMENT_PREFIX must be a relative path of segments matching "
+                f"[A-Za-z0-9][A-Za-z0-9._-]* without '..' or empty segments (e.g. documents); got {prefix!r}"
+            )
+        id_field = environ.get("ID_FIELD", "id")
+        if not id_field:
+            raise ConfigError("ID_FIELD must name the event field that holds the document id (e.g. id)")
+        return cls(
+            mount_root=Path(root),
+            require_mount=_BOOLEANS[require],
+            document_prefix=prefix,
+            id_field=id_field,
+            deadline_margin_ms=_integer(environ, "DEADLINE_MARGIN_MS", 3000, minimum=0),
+            staging_max_age_seconds=_integer(environ, "STAGING_MAX_AGE_SECONDS", 900, minimum=1),
+            janitor_max_deletions=_integer(environ, "JANITOR_MAX_DELETIONS", 1000, minimum=1),
+        )
+
+
+def _integer(environ: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer >= {minimum}; got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}; got {value}")
+    return value
+
+
+@functools.cache
+def get_config() -> Config:
+    """The process-wide :class:`Config`, read from ``os.environ`` on first use."""
+    return Config.from_env()

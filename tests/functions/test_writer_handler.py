@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from s3files_store.config import get_config
+from s3files_store.exceptions import DeadlineError, MountError, StorageError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+    from types import ModuleType
+
+    from tests.functions.conftest import FakeContext
+
+
+def emf_blobs(lines: list[str]) -> list[dict[str, Any]]:
+    return [blob for blob in map(json.loads, lines) if "_aws" in blob]
+
+
+def logs(lines: list[str]) -> list[dict[str, Any]]:
+    return [blob for blob in map(json.loads, lines) if "level" in blob]
+
+
+def test_commit_response_and_file(writer: ModuleType, root: Path, context: FakeContext) -> None:
+    response = writer.handler({"id": "order-42", "total": 9.5}, context)
+    path = root / response["key"]
+    assert response == {
+        "statusCode": 200,
+        "committed_path": str(path),
+        "key": response["key"],
+        "bytes": path.stat().st_size,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+    }
+    assert response["key"].startswith("documents/") and response["key"].endswith("/order-42.json")
+    assert json.loads(path.read_bytes()) == {"id": "order-42", "total": 9.5}
+
+
+def test_request_id_is_the_default_document_id(writer: ModuleType, root: Path, context: FakeContext) -> None:
+    response = writer.handler({"total": 1}, context)
+    assert response["key"].endswith(f"/{context.aws_request_id}.json")
+
+
+def test_logs_are_json_with_request_id_and_metrics_are_emf(
+    writer: ModuleType, root: Path, context: FakeContext, stdout_lines: Callable[[], list[str]]
+) -> None:
+    writer.handler({"id": "a"}, context)
+    lines = stdout_lines()
+    (committed,) = [log for log in logs(lines) if log["message"] == "committed"]
+    assert committed["function_request_id"] == context.aws_request_id
+    assert committed["service"] == "s3files-test"
+    (blob,) = emf_blobs(lines)
+    (directive,) = blob["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "S3FilesLambdaTest"
+    assert {metric["Name"]: metric["Unit"] for metric in directive["Metrics"]} == {
+        "CommitLatency": "Milliseconds",
+        "CommitBytes": "Bytes",
+    }
+    assert blob["CommitBytes"] == [float(len(b'{"id":"a"}'))]
+
+
+@pytest.mark.parametrize(
+    "event", [{"id": "../../etc/passwd"}, {"id": 12}, {"id": "a", "x": float("inf")}, [1, 2]]
+)
+def test_bad_input_is_400_and_writes_nothing(
+    writer: ModuleType, root: Path, context: FakeContext, event: Any
+) -> None:
+    response = writer.handler(event, context)
+    assert response["statusCode"] == 400
+    assert isinstance(response["error"], str) and response["error"]
+    assert list(root.iterdir()) == []
+
+
+def test_storage_fault_raises_and_counts_a_failure(
+    writer: ModuleType,
+    root: Path,
+    context: FakeContext,
+    monkeypatch: pytest.MonkeyPatch,
+    stdout_lines: Callable[[], list[str]],
+) -> None:
+    def rename_fails(src: Any, dst: Any) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "rename", rename_fails)
+    with pytest.raises(StorageError, match="I/O error"):
+        writer.handler({"id": "a"}, context)
+    lines = stdout_lines()
+    (failure,) = [log for log in logs(lines) if log["message"] == "commit failed"]
+    assert failure["error_kind"] == "StorageError"
+    assert failure["errno"] == errno.EIO
+    assert failure["function_request_id"] == context.aws_request_id
+    (blob,) = emf_blobs(lines)
+    assert blob["CommitFailures"] == [1.0]
+    assert list((root / ".staging").iterdir()) == []
+
+
+def test_deadline_raises_so_lambda_retries(writer: ModuleType, root: Path, context: FakeContext) -> None:
+    context.remaining_ms = 100
+    with pytest.raises(DeadlineError, match="DEADLINE_MARGIN_MS"):
+        writer.handler({"id": "a"}, context)
+    assert list(root.iterdir()) == []
+
+
+def test_missing_mount_raises(
+    writer: ModuleType, root: Path, context: FakeContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MOUNT_ROOT", str(root / "not-mounted"))
+    get_config.cache_clear()
+    with pytest.raises(MountError, match="does not exist"):
+        writer.handler({"id": "a"}, context)
+
+
+def test_require_mount_refuses_a_plain_directory(
+    writer: ModuleType, root: Path, context: FakeContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REQUIRE_MOUNT", "true")
+    get_config.cache_clear()
+    with pytest.raises(MountError, match="not a mount point"):
+        writer.handler({"id": "a"}, context)
+    assert list(root.iterdir()) == []

@@ -1,0 +1,70 @@
+"""Fixtures for the s3files_store unit tests: a mount root in tmp_path and real tmpfs mounts."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import TYPE_CHECKING
+
+import pytest
+
+from s3files_store import mount
+from s3files_store.config import Config
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+
+@pytest.fixture(autouse=True)
+def _fresh_mount_cache() -> Iterator[None]:
+    mount.invalidate()
+    yield
+    mount.invalidate()
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return Config(mount_root=tmp_path)
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Callable[..., Path]]:
+    """Mount a real tmpfs (needs root/CAP_SYS_ADMIN, else the test is skipped); unmounted after."""
+    mounted: list[Path] = []
+
+    def _mount(size: str = "1m", name: str = "mnt") -> Path:
+        target = tmp_path / name
+        target.mkdir()
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(target)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount tmpfs (needs root / CAP_SYS_ADMIN): {done.stderr.strip()}")
+        mounted.append(target)
+        return target
+
+    yield _mount
+    for target in reversed(mounted):
+        subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+@pytest.fixture
+def remount_read_only() -> Callable[[Path], None]:
+    def _remount(target: Path) -> None:
+        subprocess.run(["mount", "-o", "remount,ro", str(target)], check=True)
+
+    return _remount
+
+
+@pytest.fixture
+def staged() -> Callable[[Path], list[Path]]:
+    """Lists the staging files under a root (none must survive a finished commit)."""
+
+    def _staged(root: Path) -> list[Path]:
+        staging = root / ".staging"
+        return sorted(staging.iterdir()) if staging.exists() else []
+
+    return _staged
