@@ -71,8 +71,8 @@ verify: $(VENV)/.stamp
 preflight: $(VENV)/.stamp
 	$(PY) scripts/verify.py preflight $(ARGS)
 
-publish: build
-	$(PY) scripts/publish.py $(ARGS)
+publish: $(VENV)/.stamp
+	$(PY) scripts/sar.py publish $(ARGS)
 
 clean:
 	rm -rf .aws-sam .local build bench/results.json

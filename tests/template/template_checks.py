@@ -1,0 +1,591 @@
+"""Checks of the resolved, transformed template (see template_model.resolve).
+
+Each `check_*(template) -> list[str]` returns the problems it found, one sentence each saying what
+is wrong; an empty list means the fact holds. They encode what the S3 Files facts and the project
+contract require, so a test can run them on the real template and on deliberately broken copies.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+FUNCTIONS = ("WriterFunction", "ReaderFunction", "JanitorFunction")
+CLIENT_ACTIONS = {
+    "WriterFunction": {"s3files:ClientMount", "s3files:ClientWrite"},
+    "ReaderFunction": {"s3files:ClientMount"},
+    "JanitorFunction": {"s3files:ClientMount", "s3files:ClientWrite"},
+}
+DIRECT_READ_ACTIONS = {"s3:GetObject", "s3:GetObjectVersion"}
+CONTRACT_OUTPUTS = {
+    "BucketName",
+    "FileSystemId",
+    "FileSystemArn",
+    "AccessPointArn",
+    "MountPath",
+    "CommittedFilesS3Prefix",
+    "WriterFunctionName",
+    "WriterFunctionArn",
+    "ReaderFunctionName",
+    "ReaderFunctionArn",
+    "JanitorFunctionName",
+    "JanitorFunctionArn",
+    "FunctionSecurityGroupId",
+    "MountTargetSecurityGroupId",
+    "FunctionSubnetIds",
+    "DeadLetterQueueUrl",
+}
+MOUNT_ERROR_TERMS = ("S3FilesMount", "MountError", "Permission denied", "Stale file handle")
+LOG_RETENTION_DAYS = {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192}
+LOG_RETENTION_DAYS |= {2557, 2922, 3288, 3653}
+NOOP_EGRESS_CIDRS = {"127.0.0.1/32", "255.255.255.255/32"}
+
+
+def getatt(resource: str, attribute: str) -> dict[str, list[str]]:
+    return {"Fn::GetAtt": [resource, attribute]}
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"Ref": name}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _key(value: Any) -> str:
+    """A hashable, order-stable form of a (possibly intrinsic) value."""
+    return json.dumps(value, sort_keys=True)
+
+
+def of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {rid: r for rid, r in template["Resources"].items() if r["Type"] == resource_type}
+
+
+def props(template: dict[str, Any], rid: str) -> dict[str, Any]:
+    return template["Resources"].get(rid, {}).get("Properties", {})
+
+
+def role_statements(template: dict[str, Any], function: str) -> list[dict[str, Any]]:
+    """Inline policy statements of the function's execution role."""
+    role = props(template, function).get("Role", {}).get("Fn::GetAtt", [""])[0]
+    statements: list[dict[str, Any]] = []
+    for policy in props(template, role).get("Policies", []):
+        statements += as_list(policy["PolicyDocument"]["Statement"])
+    return statements
+
+
+def _grants(statements: list[dict[str, Any]], actions: set[str], resource: Any) -> bool:
+    return any(
+        s.get("Effect") == "Allow" and actions <= set(as_list(s["Action"])) and s.get("Resource") == resource
+        for s in statements
+    )
+
+
+def _direct_reads(template: dict[str, Any], function: str) -> bool:
+    configs = props(template, function).get("FileSystemConfigs", [{}])
+    return configs[0].get("S3FilesConfig", {}).get("DirectS3Read", "AUTO") != "DISABLED"
+
+
+def check_function_mounts(template: dict[str, Any]) -> list[str]:
+    """Each function mounts the access point, depends on every mount target, runs in their subnets."""
+    problems: list[str] = []
+    mount_targets = set(of_type(template, "AWS::S3Files::MountTarget"))
+    mount_subnets = {_key(props(template, mt).get("SubnetId")) for mt in mount_targets}
+    for fn in FUNCTIONS:
+        p = props(template, fn)
+        configs = p.get("FileSystemConfigs", [])
+        if len(configs) != 1:
+            problems.append(f"{fn}: needs exactly one FileSystemConfigs entry, has {len(configs)}")
+            continue
+        config = configs[0]
+        if config.get("Arn") != getatt("AccessPoint", "AccessPointArn"):
+            problems.append(f"{fn}: FileSystemConfigs Arn must be !GetAtt AccessPoint.AccessPointArn")
+        if not re.fullmatch(r"/mnt/[a-zA-Z0-9-_.]+", str(config.get("LocalMountPath"))):
+            problems.append(
+                f"{fn}: LocalMountPath {config.get('LocalMountPath')!r} is not /mnt/<one segment>"
+            )
+        if config.get("S3FilesConfig", {}).get("DirectS3Read") not in {"AUTO", "ENABLED", "DISABLED"}:
+            problems.append(f"{fn}: S3FilesConfig.DirectS3Read must be AUTO, ENABLED or DISABLED")
+        missing = mount_targets - set(as_list(template["Resources"][fn].get("DependsOn", [])))
+        if missing or not mount_targets:
+            problems.append(f"{fn}: must DependsOn every mount target, missing {sorted(missing)}")
+        vpc = p.get("VpcConfig", {})
+        if {_key(s) for s in vpc.get("SubnetIds", [])} != mount_subnets:
+            problems.append(f"{fn}: VpcConfig.SubnetIds must be exactly the mount targets' subnets")
+        if vpc.get("SecurityGroupIds") not in (
+            [ref("FunctionSecurityGroup")],
+            [getatt("FunctionSecurityGroup", "GroupId")],
+        ):
+            problems.append(f"{fn}: VpcConfig.SecurityGroupIds must be [FunctionSecurityGroup]")
+    return problems
+
+
+def _sg_name(value: Any) -> str | None:
+    if isinstance(value, dict) and "Ref" in value:
+        return value["Ref"]
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        return value["Fn::GetAtt"][0]
+    return None
+
+
+def _rules(template: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(direction, group logical id, rule) for inline and standalone security group rules."""
+    rules = []
+    for sg in of_type(template, "AWS::EC2::SecurityGroup"):
+        for direction in ("Ingress", "Egress"):
+            rules += [(direction, sg, r) for r in props(template, sg).get(f"SecurityGroup{direction}", [])]
+    for direction in ("Ingress", "Egress"):
+        for rid in of_type(template, f"AWS::EC2::SecurityGroup{direction}"):
+            rule = props(template, rid)
+            rules.append((direction, str(_sg_name(rule.get("GroupId"))), rule))
+    return rules
+
+
+def _is_tcp(rule: dict[str, Any], port: int) -> bool:
+    return str(rule.get("IpProtocol")) == "tcp" and rule.get("FromPort") == port == rule.get("ToPort")
+
+
+def check_security_groups(template: dict[str, Any]) -> list[str]:
+    """NFS only between the two groups, no open ingress or default egress, HTTPS iff direct reads."""
+    problems: list[str] = []
+    for sg in of_type(template, "AWS::EC2::SecurityGroup"):
+        if not props(template, sg).get("SecurityGroupEgress"):
+            problems.append(f"{sg}: no SecurityGroupEgress, so the default allow-all egress rule stays")
+    https_egress = 0
+    for direction, group, rule in _rules(template):
+        where = f"{group} {direction.lower()} rule {rule.get('Description')!r}"
+        if not rule.get("Description"):
+            problems.append(f"{group}: a {direction.lower()} rule has no Description")
+        if str(rule.get("IpProtocol")) in {"-1", "all"}:
+            problems.append(f"{where}: allows all protocols")
+        if direction == "Ingress" and (rule.get("CidrIp") == "0.0.0.0/0" or rule.get("CidrIpv6") == "::/0"):
+            problems.append(f"{where}: ingress from anywhere")
+        if direction == "Ingress" and not (
+            group == "MountTargetSecurityGroup"
+            and _is_tcp(rule, 2049)
+            and _sg_name(rule.get("SourceSecurityGroupId")) == "FunctionSecurityGroup"
+        ):
+            problems.append(f"{where}: the only ingress allowed is TCP 2049 from FunctionSecurityGroup")
+        no_op = rule.get("CidrIp") in NOOP_EGRESS_CIDRS
+        if direction == "Egress" and group == "MountTargetSecurityGroup" and not no_op:
+            problems.append(f"{where}: mount targets never initiate connections; egress must be a no-op")
+        if direction == "Egress" and group == "FunctionSecurityGroup":
+            to_mount_targets = _sg_name(rule.get("DestinationSecurityGroupId")) == "MountTargetSecurityGroup"
+            if _is_tcp(rule, 443) and "DestinationSecurityGroupId" not in rule:
+                https_egress += 1
+            elif not (_is_tcp(rule, 2049) and to_mount_targets):
+                problems.append(f"{where}: functions may only reach TCP 2049 on the mount targets and HTTPS")
+    if not any(
+        d == "Ingress" and g == "MountTargetSecurityGroup" and _is_tcp(r, 2049)
+        for d, g, r in _rules(template)
+    ):
+        problems.append("MountTargetSecurityGroup: no TCP 2049 ingress from the functions")
+    if not any(
+        d == "Egress" and g == "FunctionSecurityGroup" and _is_tcp(r, 2049) for d, g, r in _rules(template)
+    ):
+        problems.append("FunctionSecurityGroup: no TCP 2049 egress to the mount targets")
+    direct = any(_direct_reads(template, fn) for fn in FUNCTIONS)
+    if direct != (https_egress > 0):
+        problems.append(f"FunctionSecurityGroup: HTTPS egress rules {https_egress} but direct reads {direct}")
+    return problems
+
+
+def check_function_iam(template: dict[str, Any]) -> list[str]:
+    """s3files client actions scoped to the file system and access point; direct-read S3 access only."""
+    problems: list[str] = []
+    for fn in FUNCTIONS:
+        role = props(template, fn).get("Role", {}).get("Fn::GetAtt", [""])[0]
+        for arn in props(template, role).get("ManagedPolicyArns", []):
+            if re.search(r"AmazonS3Files|FullAccess", str(arn)):
+                problems.append(f"{fn}: managed policy {arn} is broader than the file system")
+        granted: set[str] = set()
+        s3_reads = False
+        for s in role_statements(template, fn):
+            actions = set(as_list(s.get("Action", [])))
+            if s.get("Resource") == "*" or "*" in as_list(s.get("Resource")) or "*" in actions:
+                problems.append(f"{fn}: statement {s.get('Sid')!r} grants on '*'")
+            client = {a for a in actions if a.lower().startswith("s3files:")}
+            if client:
+                granted |= client
+                if s.get("Resource") != getatt("FileSystem", "FileSystemArn"):
+                    problems.append(f"{fn}: s3files actions must be on !GetAtt FileSystem.FileSystemArn only")
+                condition = s.get("Condition", {}).get("StringEquals", {}).get("s3files:AccessPointArn")
+                if condition != getatt("AccessPoint", "AccessPointArn"):
+                    problems.append(f"{fn}: s3files actions need the s3files:AccessPointArn condition")
+            s3 = {a for a in actions if a.startswith("s3:")}
+            if s3:
+                s3_reads = True
+                if not s3 <= DIRECT_READ_ACTIONS:
+                    problems.append(
+                        f"{fn}: S3 actions {sorted(s3 - DIRECT_READ_ACTIONS)} beyond direct reads"
+                    )
+                resource = s.get("Resource")
+                if not (
+                    isinstance(resource, dict)
+                    and str(resource.get("Fn::Sub")).startswith("${DataBucket.Arn}/")
+                ):
+                    problems.append(f"{fn}: direct-read S3 access must be limited to objects of DataBucket")
+        if granted != CLIENT_ACTIONS[fn]:
+            problems.append(f"{fn}: s3files actions {sorted(granted)}, expected {sorted(CLIENT_ACTIONS[fn])}")
+        if s3_reads != _direct_reads(template, fn):
+            problems.append(
+                f"{fn}: s3:GetObject granted={s3_reads} but direct reads={_direct_reads(template, fn)}"
+            )
+    return problems
+
+
+def check_bucket(template: dict[str, Any]) -> list[str]:
+    """Versioned, encrypted, private, owner-enforced, lifecycle-managed, retained, TLS-only."""
+    problems: list[str] = []
+    bucket = template["Resources"].get("DataBucket", {})
+    p = bucket.get("Properties", {})
+    if p.get("VersioningConfiguration", {}).get("Status") != "Enabled":
+        problems.append("DataBucket: S3 Files needs versioning Enabled")
+    [sse] = p.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration", [{}])
+    algorithm = sse.get("ServerSideEncryptionByDefault", {}).get("SSEAlgorithm")
+    if algorithm not in {"AES256", "aws:kms"} or not sse.get("BucketKeyEnabled"):
+        problems.append("DataBucket: default encryption must be SSE-S3 or SSE-KMS with a bucket key")
+    if algorithm == "aws:kms" and not sse["ServerSideEncryptionByDefault"].get("KMSMasterKeyID"):
+        problems.append("DataBucket: SSE-KMS without KMSMasterKeyID")
+    block = p.get("PublicAccessBlockConfiguration", {})
+    for setting in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"):
+        if block.get(setting) is not True:
+            problems.append(f"DataBucket: PublicAccessBlockConfiguration.{setting} must be true")
+    if p.get("OwnershipControls", {}).get("Rules") != [{"ObjectOwnership": "BucketOwnerEnforced"}]:
+        problems.append("DataBucket: ObjectOwnership must be BucketOwnerEnforced")
+    rules = [r for r in p.get("LifecycleConfiguration", {}).get("Rules", []) if r.get("Status") == "Enabled"]
+    if not any(r.get("NoncurrentVersionExpiration", {}).get("NoncurrentDays") for r in rules):
+        problems.append("DataBucket: no enabled rule expiring noncurrent versions")
+    if not any(r.get("AbortIncompleteMultipartUpload", {}).get("DaysAfterInitiation") for r in rules):
+        problems.append("DataBucket: no enabled rule aborting incomplete multipart uploads")
+    if bucket.get("DeletionPolicy") != "Retain" or bucket.get("UpdateReplacePolicy") != "Retain":
+        problems.append("DataBucket: DeletionPolicy and UpdateReplacePolicy must be Retain")
+    policy = props(template, "DataBucketPolicy")
+    deny_tls = [
+        s
+        for s in as_list(policy.get("PolicyDocument", {}).get("Statement", []))
+        if s.get("Effect") == "Deny"
+        and str(s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport")).lower() == "false"
+    ]
+    if policy.get("Bucket") != ref("DataBucket") or not deny_tls:
+        problems.append("DataBucketPolicy: must deny requests with aws:SecureTransport false on DataBucket")
+    return problems
+
+
+def check_file_system(template: dict[str, Any]) -> list[str]:
+    """The file system and the role S3 Files assumes, exactly as the facts describe them."""
+    problems: list[str] = []
+    fs = props(template, "FileSystem")
+    if fs.get("Bucket") != getatt("DataBucket", "Arn") or fs.get("RoleArn") != getatt(
+        "FileSystemRole", "Arn"
+    ):
+        problems.append("FileSystem: Bucket must be the DataBucket ARN and RoleArn the FileSystemRole ARN")
+    role = props(template, "FileSystemRole")
+    trust = [
+        s
+        for s in as_list(role.get("AssumeRolePolicyDocument", {}).get("Statement", []))
+        if "elasticfilesystem.amazonaws.com" in as_list(s.get("Principal", {}).get("Service"))
+        and "sts:AssumeRole" in as_list(s.get("Action"))
+    ]
+    conditions: dict[str, Any] = {}
+    for s in trust:
+        for operator in s.get("Condition", {}).values():
+            conditions |= operator
+    if not trust:
+        problems.append("FileSystemRole: must trust elasticfilesystem.amazonaws.com (sts:AssumeRole)")
+    if conditions.get("aws:SourceAccount") != ref("AWS::AccountId"):
+        problems.append("FileSystemRole: trust needs aws:SourceAccount = AWS::AccountId")
+    source_arn = "arn:${AWS::Partition}:s3files:${AWS::Region}:${AWS::AccountId}:file-system/*"
+    if conditions.get("aws:SourceArn") != {"Fn::Sub": source_arn}:
+        problems.append(f"FileSystemRole: trust needs aws:SourceArn = {source_arn}")
+    statements: list[dict[str, Any]] = []
+    for policy in role.get("Policies", []):
+        statements += as_list(policy["PolicyDocument"]["Statement"])
+    objects = {"Fn::Sub": "${DataBucket.Arn}/*"}
+    rules = "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/DO-NOT-DELETE-S3-Files*"
+    required = [
+        ({"s3:ListBucket", "s3:ListBucketVersions"}, getatt("DataBucket", "Arn")),
+        (
+            {"s3:AbortMultipartUpload", "s3:DeleteObject*", "s3:GetObject*", "s3:List*", "s3:PutObject*"},
+            objects,
+        ),
+    ]
+    for actions, resource in required:
+        if not _grants(statements, actions, resource):
+            problems.append(f"FileSystemRole: missing {sorted(actions)} on {resource}")
+    write_rules = {
+        f"events:{a}" for a in ("PutRule", "PutTargets", "DeleteRule", "DisableRule", "EnableRule")
+    }
+    write_rules.add("events:RemoveTargets")
+    managed = [
+        s
+        for s in statements
+        if write_rules <= set(as_list(s.get("Action")))
+        and s.get("Resource") == {"Fn::Sub": rules}
+        and s.get("Condition", {}).get("StringEquals", {}).get("events:ManagedBy")
+        == "elasticfilesystem.amazonaws.com"
+    ]
+    if not managed:
+        problems.append(
+            "FileSystemRole: missing EventBridge rule management on DO-NOT-DELETE-S3-Files* (ManagedBy)"
+        )
+    read_rules = {
+        "events:DescribeRule",
+        "events:ListRules",
+        "events:ListRuleNamesByTarget",
+        "events:ListTargetsByRule",
+    }
+    if not any(read_rules <= set(as_list(s.get("Action"))) for s in statements):
+        problems.append(f"FileSystemRole: missing {sorted(read_rules)}")
+    kms = {"kms:Decrypt", "kms:GenerateDataKey*", "kms:Encrypt", "kms:ReEncrypt*", "kms:DescribeKey"}
+    key = fs.get("KmsKeyId")
+    if key is not None and not _grants(statements, kms, key):
+        problems.append("FileSystemRole: the file system uses a KMS key the role cannot use")
+    if key is None and any(a.startswith("kms:") for s in statements for a in as_list(s.get("Action"))):
+        problems.append("FileSystemRole: KMS permissions without a KMS key")
+    return problems
+
+
+def check_access_point(template: dict[str, Any]) -> list[str]:
+    """POSIX ids as non-root strings; a valid root path created with owner = those ids."""
+    problems: list[str] = []
+    p = props(template, "AccessPoint")
+    user = p.get("PosixUser", {})
+    for field in ("Uid", "Gid"):
+        value = user.get(field)
+        if not (isinstance(value, str) and value.isdigit() and int(value) > 0):
+            problems.append(
+                f"AccessPoint: PosixUser.{field} must be a non-zero id as a string, got {value!r}"
+            )
+    root = p.get("RootDirectory", {})
+    path = str(root.get("Path"))
+    parts = path.split("/")[1:]
+    if not path.startswith("/") or not 1 <= len(parts) <= 4 or any(not c or c.startswith(".") for c in parts):
+        problems.append(f"AccessPoint: root path {path!r} must be absolute, 1-4 levels, no '.'-components")
+    creation = root.get("CreationPermissions", {})
+    if (creation.get("OwnerUid"), creation.get("OwnerGid")) != (user.get("Uid"), user.get("Gid")):
+        problems.append("AccessPoint: CreationPermissions owner must be the PosixUser (else mounts fail)")
+    if creation.get("Permissions") not in {"750", "755"}:
+        problems.append(
+            f"AccessPoint: root permissions {creation.get('Permissions')!r}, expected '750' or '755'"
+        )
+    return problems
+
+
+def check_mount_targets(template: dict[str, Any]) -> list[str]:
+    """Two mount targets of the file system, in two subnets (two AZs), behind the mount target SG."""
+    problems: list[str] = []
+    targets = of_type(template, "AWS::S3Files::MountTarget")
+    if len(targets) != 2:
+        problems.append(f"expected 2 mount targets, found {len(targets)}")
+    subnets = [props(template, mt).get("SubnetId") for mt in targets]
+    if len({_key(s) for s in subnets}) != len(subnets) or "" in subnets:
+        problems.append(f"mount targets need distinct, non-empty subnets, got {subnets}")
+    zones = [props(template, s["Ref"]).get("AvailabilityZone") for s in subnets if isinstance(s, dict)]
+    if len({_key(z) for z in zones}) != len(zones):
+        problems.append("the created subnets of the mount targets share an Availability Zone")
+    for mt in targets:
+        p = props(template, mt)
+        if p.get("FileSystemId") not in (getatt("FileSystem", "FileSystemId"), ref("FileSystem")):
+            problems.append(f"{mt}: FileSystemId must reference FileSystem")
+        if p.get("SecurityGroups") != [getatt("MountTargetSecurityGroup", "GroupId")]:
+            problems.append(f"{mt}: SecurityGroups must be [MountTargetSecurityGroup]")
+    return problems
+
+
+def check_network(template: dict[str, Any]) -> list[str]:
+    """Created VPC: private only, DNS on, S3 gateway endpoint on the subnets' route table. Else: reuse it."""
+    problems: list[str] = []
+    resources = template["Resources"]
+    for forbidden in ("AWS::EC2::NatGateway", "AWS::EC2::InternetGateway", "AWS::EC2::EIP"):
+        if of_type(template, forbidden):
+            problems.append(f"{forbidden}: the design has no internet path; NFS and S3 stay private")
+    if "Vpc" not in resources:
+        vpc_id = template["Parameters"]["VpcId"]
+        for sg in of_type(template, "AWS::EC2::SecurityGroup"):
+            if props(template, sg).get("VpcId") != vpc_id:
+                problems.append(f"{sg}: must be created in the given VPC {vpc_id}")
+        if of_type(template, "AWS::EC2::Subnet"):
+            problems.append("subnets created although an existing VPC was given")
+        return problems
+    vpc = props(template, "Vpc")
+    if vpc.get("EnableDnsSupport") is not True or vpc.get("EnableDnsHostnames") is not True:
+        problems.append("Vpc: EnableDnsSupport and EnableDnsHostnames must be true")
+    endpoint = props(template, "S3GatewayEndpoint")
+    if endpoint.get("VpcEndpointType") != "Gateway" or ref("PrivateRouteTable") not in endpoint.get(
+        "RouteTableIds", []
+    ):
+        problems.append("S3GatewayEndpoint: must be a Gateway endpoint on PrivateRouteTable")
+    if not str(endpoint.get("ServiceName", {}).get("Fn::Sub", "")).endswith(".s3"):
+        problems.append("S3GatewayEndpoint: ServiceName must be com.amazonaws.<region>.s3")
+    associated = {
+        _key(p.get("SubnetId"))
+        for rid in of_type(template, "AWS::EC2::SubnetRouteTableAssociation")
+        if (p := props(template, rid)).get("RouteTableId") == ref("PrivateRouteTable")
+    }
+    for subnet in ("PrivateSubnetA", "PrivateSubnetB"):
+        if _key(ref(subnet)) not in associated:
+            problems.append(f"{subnet}: not associated with PrivateRouteTable (no route to the S3 endpoint)")
+        if props(template, subnet).get("MapPublicIpOnLaunch") is not False:
+            problems.append(f"{subnet}: MapPublicIpOnLaunch must be false")
+    return problems
+
+
+def check_logging(template: dict[str, Any]) -> list[str]:
+    """Each function logs to its own retained log group, with a mount-error metric filter and alarm."""
+    problems: list[str] = []
+    filters = {
+        _key(props(template, f).get("LogGroupName")): props(template, f)
+        for f in of_type(template, "AWS::Logs::MetricFilter")
+    }
+    alarmed = {props(template, a).get("MetricName") for a in of_type(template, "AWS::CloudWatch::Alarm")}
+    for fn in FUNCTIONS:
+        group = props(template, fn).get("LoggingConfig", {}).get("LogGroup", {})
+        if template["Resources"].get(group.get("Ref", ""), {}).get("Type") != "AWS::Logs::LogGroup":
+            problems.append(f"{fn}: LoggingConfig.LogGroup must reference the function's AWS::Logs::LogGroup")
+            continue
+        retention = props(template, group["Ref"]).get("RetentionInDays")
+        if retention is None or int(retention) not in LOG_RETENTION_DAYS:
+            problems.append(f"{group['Ref']}: RetentionInDays {retention!r} is not a CloudWatch retention")
+        metric_filter = filters.get(_key(group))
+        if metric_filter is None:
+            problems.append(f"{fn}: no metric filter counting mount errors on its log group")
+            continue
+        missing = [t for t in MOUNT_ERROR_TERMS if t not in metric_filter.get("FilterPattern", "")]
+        if missing:
+            problems.append(f"{fn}: mount-error filter pattern misses {missing}")
+        metric = metric_filter["MetricTransformations"][0]["MetricName"]
+        if metric not in alarmed:
+            problems.append(f"{fn}: no alarm on the {metric} metric")
+    return problems
+
+
+def check_dead_letter(template: dict[str, Any]) -> list[str]:
+    """Failed async invocations of every function land in the encrypted DeadLetterQueue."""
+    problems: list[str] = []
+    queue = props(template, "DeadLetterQueue")
+    if queue.get("SqsManagedSseEnabled") is not True and not queue.get("KmsMasterKeyId"):
+        problems.append("DeadLetterQueue: must be encrypted (SqsManagedSseEnabled: true)")
+    arn = getatt("DeadLetterQueue", "Arn")
+    for fn in FUNCTIONS:
+        if props(template, fn).get("DeadLetterConfig", {}).get("TargetArn") != arn:
+            problems.append(f"{fn}: DeadLetterConfig.TargetArn must be the DeadLetterQueue ARN")
+        if not _grants(role_statements(template, fn), {"sqs:SendMessage"}, arn):
+            problems.append(f"{fn}: role cannot sqs:SendMessage to the DeadLetterQueue")
+    return problems
+
+
+def check_concurrency(template: dict[str, Any]) -> list[str]:
+    """Reserved concurrency on every function: it caps NFS connections too."""
+    problems: list[str] = []
+    for fn in FUNCTIONS:
+        value = props(template, fn).get("ReservedConcurrentExecutions")
+        if not str(value).isdigit() or int(value) < 1:
+            problems.append(f"{fn}: ReservedConcurrentExecutions must be a positive number, got {value!r}")
+    return problems
+
+
+def check_janitor(template: dict[str, Any]) -> list[str]:
+    """Scheduled every 15 minutes, bounded, and only removes staging files older than any live commit."""
+    problems: list[str] = []
+    janitor = props(template, "JanitorFunction")
+    timeout = int(janitor.get("Timeout", 900))
+    if timeout > 120:
+        problems.append(f"JanitorFunction: Timeout {timeout} s is not bounded (<= 120 s)")
+    scheduled = [
+        r
+        for rid in of_type(template, "AWS::Events::Rule")
+        if (r := props(template, rid)).get("ScheduleExpression") == "rate(15 minutes)"
+        and any(t.get("Arn") == getatt("JanitorFunction", "Arn") for t in r.get("Targets", []))
+    ]
+    if not scheduled:
+        problems.append("JanitorFunction: no rate(15 minutes) schedule targets it")
+    env = janitor.get("Environment", {}).get("Variables", {})
+    writer_timeout = int(props(template, "WriterFunction").get("Timeout", 3))
+    if (
+        not str(env.get("STAGING_MAX_AGE_SECONDS")).isdigit()
+        or int(env["STAGING_MAX_AGE_SECONDS"]) <= writer_timeout
+    ):
+        problems.append("JanitorFunction: STAGING_MAX_AGE_SECONDS must exceed the writer timeout")
+    if not str(env.get("JANITOR_MAX_DELETIONS")).isdigit() or int(env["JANITOR_MAX_DELETIONS"]) < 1:
+        problems.append("JanitorFunction: JANITOR_MAX_DELETIONS must be a positive number")
+    return problems
+
+
+def check_environment(template: dict[str, Any]) -> list[str]:
+    """The variables s3files_store.config reads, consistent with the mount."""
+    problems: list[str] = []
+    services = set()
+    for fn in FUNCTIONS:
+        p = props(template, fn)
+        env = p.get("Environment", {}).get("Variables", {})
+        mount = p.get("FileSystemConfigs", [{}])[0].get("LocalMountPath")
+        if env.get("MOUNT_ROOT") != mount:
+            problems.append(
+                f"{fn}: MOUNT_ROOT {env.get('MOUNT_ROOT')!r} differs from LocalMountPath {mount!r}"
+            )
+        if env.get("REQUIRE_MOUNT") != "true":
+            problems.append(f"{fn}: REQUIRE_MOUNT must be 'true' in the deployed template")
+        for name in ("DOCUMENT_PREFIX", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"):
+            if not env.get(name):
+                problems.append(f"{fn}: {name} is not set")
+        services.add(env.get("POWERTOOLS_SERVICE_NAME"))
+    if len(services) != len(FUNCTIONS):
+        problems.append("functions must have distinct POWERTOOLS_SERVICE_NAME values")
+    return problems
+
+
+def check_alarms(template: dict[str, Any]) -> list[str]:
+    """The operational alarms exist, explain themselves and notify consistently."""
+    problems: list[str] = []
+    alarms = {rid: props(template, rid) for rid in of_type(template, "AWS::CloudWatch::Alarm")}
+    seen = {(str(a.get("Namespace")), str(a.get("MetricName"))) for a in alarms.values()}
+    for expected in (
+        ("AWS/Lambda", "Errors"),
+        ("AWS/Lambda", "Throttles"),
+        ("AWS/Lambda", "Duration"),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        ("AWS/S3Files", "PendingExports"),
+    ):
+        if expected not in seen:
+            problems.append(f"no alarm on {expected[0]} {expected[1]}")
+    writer_ms = int(props(template, "WriterFunction").get("Timeout", 3)) * 1000
+    for rid, alarm in alarms.items():
+        if len(str(alarm.get("AlarmDescription", ""))) < 40:
+            problems.append(f"{rid}: AlarmDescription must say what it means and what to do")
+        if alarm.get("MetricName") == "Duration" and not 0 < float(alarm.get("Threshold", 0)) < writer_ms:
+            problems.append(f"{rid}: Duration threshold must be below the writer timeout ({writer_ms} ms)")
+    if len({_key(a.get("AlarmActions")) for a in alarms.values()}) > 1:
+        problems.append("alarms notify inconsistently: some have AlarmActions, some not")
+    return problems
+
+
+def check_outputs(template: dict[str, Any]) -> list[str]:
+    """The contract's outputs, each described."""
+    outputs = template.get("Outputs", {})
+    problems = [f"missing output {name}" for name in sorted(CONTRACT_OUTPUTS - outputs.keys())]
+    problems += [
+        f"output {name} has no Description" for name, o in outputs.items() if not o.get("Description")
+    ]
+    return problems
+
+
+CHECKS = (
+    check_function_mounts,
+    check_security_groups,
+    check_function_iam,
+    check_bucket,
+    check_file_system,
+    check_access_point,
+    check_mount_targets,
+    check_network,
+    check_logging,
+    check_dead_letter,
+    check_concurrency,
+    check_janitor,
+    check_environment,
+    check_alarms,
+    check_outputs,
+)

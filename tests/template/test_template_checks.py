@@ -1,0 +1,347 @@
+"""Every template fact holds in every mode, and each check catches a deliberately broken template."""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import template_checks as tc
+from template_model import MODES
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+Template = dict[str, Any]
+
+
+def _p(t: Template, rid: str) -> dict[str, Any]:
+    return t["Resources"][rid]["Properties"]
+
+
+def _writer_client_statement(t: Template) -> dict[str, Any]:
+    return next(s for s in tc.role_statements(t, "WriterFunction") if "s3files:ClientMount" in s["Action"])
+
+
+def _drop_depends_on(t: Template) -> None:
+    del t["Resources"]["WriterFunction"]["DependsOn"]
+
+
+def _depend_on_one_mount_target(t: Template) -> None:
+    t["Resources"]["ReaderFunction"]["DependsOn"] = ["MountTargetA"]
+
+
+def _mount_access_point_id(t: Template) -> None:
+    _p(t, "WriterFunction")["FileSystemConfigs"][0]["Arn"] = tc.ref("AccessPoint")
+
+
+def _nested_mount_path(t: Template) -> None:
+    _p(t, "JanitorFunction")["FileSystemConfigs"][0]["LocalMountPath"] = "/mnt/s3data/nested"
+
+
+def _one_subnet_only(t: Template) -> None:
+    subnets = _p(t, "ReaderFunction")["VpcConfig"]["SubnetIds"]
+    _p(t, "ReaderFunction")["VpcConfig"]["SubnetIds"] = subnets[:1]
+
+
+def _add_root_access(t: Template) -> None:
+    _writer_client_statement(t)["Action"].append("s3files:ClientRootAccess")
+
+
+def _client_actions_on_any_resource(t: Template) -> None:
+    _writer_client_statement(t)["Resource"] = "*"
+
+
+def _drop_access_point_condition(t: Template) -> None:
+    del _writer_client_statement(t)["Condition"]
+
+
+def _reader_can_write(t: Template) -> None:
+    statement = next(
+        s for s in tc.role_statements(t, "ReaderFunction") if "s3files:ClientMount" in s["Action"]
+    )
+    statement["Action"] = ["s3files:ClientMount", "s3files:ClientWrite"]
+
+
+def _attach_full_access_policy(t: Template) -> None:
+    role = _p(t, "WriterFunction")["Role"]["Fn::GetAtt"][0]
+    _p(t, role)["ManagedPolicyArns"].append("arn:aws:iam::aws:policy/AmazonS3FilesClientFullAccess")
+
+
+def _s3_read_whole_account(t: Template) -> None:
+    statement = next(s for s in tc.role_statements(t, "ReaderFunction") if "s3:GetObject" in s["Action"])
+    statement["Resource"] = "arn:aws:s3:::*/*"
+
+
+def _open_mount_targets_to_world(t: Template) -> None:
+    _p(t, "MountTargetSecurityGroup")["SecurityGroupIngress"] = [
+        {"Description": "oops", "IpProtocol": "tcp", "FromPort": 2049, "ToPort": 2049, "CidrIp": "0.0.0.0/0"}
+    ]
+
+
+def _nfs_from_vpc_cidr(t: Template) -> None:
+    rule = _p(t, "MountTargetIngressFromFunctions")
+    del rule["SourceSecurityGroupId"]
+    rule["CidrIp"] = "10.0.0.0/8"
+
+
+def _default_function_egress(t: Template) -> None:
+    del _p(t, "FunctionSecurityGroup")["SecurityGroupEgress"]
+
+
+def _undescribed_rule(t: Template) -> None:
+    del _p(t, "MountTargetIngressFromFunctions")["Description"]
+
+
+def _all_traffic_egress(t: Template) -> None:
+    _p(t, "FunctionSecurityGroup")["SecurityGroupEgress"].append(
+        {"Description": "everything", "IpProtocol": "-1", "CidrIp": "0.0.0.0/0"}
+    )
+
+
+def _suspend_versioning(t: Template) -> None:
+    _p(t, "DataBucket")["VersioningConfiguration"]["Status"] = "Suspended"
+
+
+def _allow_public_policy(t: Template) -> None:
+    _p(t, "DataBucket")["PublicAccessBlockConfiguration"]["BlockPublicPolicy"] = False
+
+
+def _delete_bucket_with_stack(t: Template) -> None:
+    t["Resources"]["DataBucket"]["DeletionPolicy"] = "Delete"
+
+
+def _keep_noncurrent_versions(t: Template) -> None:
+    rules = _p(t, "DataBucket")["LifecycleConfiguration"]["Rules"]
+    _p(t, "DataBucket")["LifecycleConfiguration"]["Rules"] = [
+        r for r in rules if "NoncurrentVersionExpiration" not in r
+    ]
+
+
+def _allow_plain_http(t: Template) -> None:
+    _p(t, "DataBucketPolicy")["PolicyDocument"]["Statement"] = []
+
+
+def _drop_source_arn(t: Template) -> None:
+    trust = _p(t, "FileSystemRole")["AssumeRolePolicyDocument"]["Statement"][0]
+    del trust["Condition"]["ArnLike"]
+
+
+def _drop_eventbridge(t: Template) -> None:
+    statements = _p(t, "FileSystemRole")["Policies"][0]["PolicyDocument"]["Statement"]
+    statements[:] = [s for s in statements if "events:PutRule" not in s["Action"]]
+
+
+def _bucket_by_name(t: Template) -> None:
+    _p(t, "FileSystem")["Bucket"] = tc.ref("DataBucket")
+
+
+def _uid_as_int(t: Template) -> None:
+    _p(t, "AccessPoint")["PosixUser"]["Uid"] = 1000
+
+
+def _root_uid(t: Template) -> None:
+    _p(t, "AccessPoint")["PosixUser"]["Uid"] = "0"
+
+
+def _world_writable_root(t: Template) -> None:
+    _p(t, "AccessPoint")["RootDirectory"]["CreationPermissions"]["Permissions"] = "777"
+
+
+def _no_creation_permissions(t: Template) -> None:
+    del _p(t, "AccessPoint")["RootDirectory"]["CreationPermissions"]
+
+
+def _hidden_root(t: Template) -> None:
+    _p(t, "AccessPoint")["RootDirectory"]["Path"] = "/lambda/.data"
+
+
+def _same_subnet_twice(t: Template) -> None:
+    _p(t, "MountTargetB")["SubnetId"] = _p(t, "MountTargetA")["SubnetId"]
+
+
+def _mount_target_in_function_group(t: Template) -> None:
+    _p(t, "MountTargetB")["SecurityGroups"] = [tc.getatt("FunctionSecurityGroup", "GroupId")]
+
+
+def _add_nat_gateway(t: Template) -> None:
+    t["Resources"]["Nat"] = {"Type": "AWS::EC2::NatGateway", "Properties": {}}
+
+
+def _no_dns_hostnames(t: Template) -> None:
+    _p(t, "Vpc")["EnableDnsHostnames"] = False
+
+
+def _endpoint_without_route_table(t: Template) -> None:
+    _p(t, "S3GatewayEndpoint")["RouteTableIds"] = []
+
+
+def _no_retention(t: Template) -> None:
+    del _p(t, "ReaderLogGroup")["RetentionInDays"]
+
+
+def _log_to_default_group(t: Template) -> None:
+    del _p(t, "JanitorFunction")["LoggingConfig"]
+
+
+def _narrow_mount_error_pattern(t: Template) -> None:
+    _p(t, "WriterMountErrorsFilter")["FilterPattern"] = "MountError"
+
+
+def _unencrypted_dlq(t: Template) -> None:
+    _p(t, "DeadLetterQueue")["SqsManagedSseEnabled"] = False
+
+
+def _writer_without_dlq(t: Template) -> None:
+    del _p(t, "WriterFunction")["DeadLetterConfig"]
+
+
+def _unreserved_concurrency(t: Template) -> None:
+    del _p(t, "ReaderFunction")["ReservedConcurrentExecutions"]
+
+
+def _long_janitor(t: Template) -> None:
+    _p(t, "JanitorFunction")["Timeout"] = 900
+
+
+def _daily_janitor(t: Template) -> None:
+    for rid in tc.of_type(t, "AWS::Events::Rule"):
+        _p(t, rid)["ScheduleExpression"] = "rate(1 day)"
+
+
+def _young_staging_files_removed(t: Template) -> None:
+    _p(t, "JanitorFunction")["Environment"]["Variables"]["STAGING_MAX_AGE_SECONDS"] = "10"
+
+
+def _mount_optional(t: Template) -> None:
+    _p(t, "WriterFunction")["Environment"]["Variables"]["REQUIRE_MOUNT"] = "false"
+
+
+def _mount_root_elsewhere(t: Template) -> None:
+    _p(t, "ReaderFunction")["Environment"]["Variables"]["MOUNT_ROOT"] = "/mnt/other"
+
+
+def _silent_alarm(t: Template) -> None:
+    del _p(t, "WriterErrorsAlarm")["AlarmDescription"]
+
+
+def _no_pending_exports_alarm(t: Template) -> None:
+    del t["Resources"]["PendingExportsAlarm"]
+
+
+def _duration_over_timeout(t: Template) -> None:
+    _p(t, "WriterDurationAlarm")["Threshold"] = 31000
+
+
+def _drop_output(t: Template) -> None:
+    del t["Outputs"]["CommittedFilesS3Prefix"]
+
+
+BROKEN: list[tuple[Callable[[Template], list[str]], Callable[[Template], None], str]] = [
+    (tc.check_function_mounts, _drop_depends_on, "create-vpc"),
+    (tc.check_function_mounts, _depend_on_one_mount_target, "existing-vpc"),
+    (tc.check_function_mounts, _mount_access_point_id, "create-vpc"),
+    (tc.check_function_mounts, _nested_mount_path, "create-vpc"),
+    (tc.check_function_mounts, _one_subnet_only, "existing-vpc"),
+    (tc.check_function_iam, _add_root_access, "create-vpc"),
+    (tc.check_function_iam, _client_actions_on_any_resource, "create-vpc"),
+    (tc.check_function_iam, _drop_access_point_condition, "existing-vpc"),
+    (tc.check_function_iam, _reader_can_write, "create-vpc"),
+    (tc.check_function_iam, _attach_full_access_policy, "create-vpc"),
+    (tc.check_function_iam, _s3_read_whole_account, "create-vpc"),
+    (tc.check_security_groups, _open_mount_targets_to_world, "create-vpc"),
+    (tc.check_security_groups, _nfs_from_vpc_cidr, "existing-vpc"),
+    (tc.check_security_groups, _default_function_egress, "create-vpc"),
+    (tc.check_security_groups, _undescribed_rule, "create-vpc"),
+    (tc.check_security_groups, _all_traffic_egress, "no-direct-reads"),
+    (tc.check_bucket, _suspend_versioning, "create-vpc"),
+    (tc.check_bucket, _allow_public_policy, "existing-vpc"),
+    (tc.check_bucket, _delete_bucket_with_stack, "create-vpc"),
+    (tc.check_bucket, _keep_noncurrent_versions, "create-vpc"),
+    (tc.check_bucket, _allow_plain_http, "create-vpc"),
+    (tc.check_file_system, _drop_source_arn, "create-vpc"),
+    (tc.check_file_system, _drop_eventbridge, "existing-vpc"),
+    (tc.check_file_system, _bucket_by_name, "create-vpc"),
+    (tc.check_access_point, _uid_as_int, "create-vpc"),
+    (tc.check_access_point, _root_uid, "create-vpc"),
+    (tc.check_access_point, _world_writable_root, "create-vpc"),
+    (tc.check_access_point, _no_creation_permissions, "create-vpc"),
+    (tc.check_access_point, _hidden_root, "create-vpc"),
+    (tc.check_mount_targets, _same_subnet_twice, "existing-vpc"),
+    (tc.check_mount_targets, _mount_target_in_function_group, "create-vpc"),
+    (tc.check_network, _add_nat_gateway, "create-vpc"),
+    (tc.check_network, _no_dns_hostnames, "create-vpc"),
+    (tc.check_network, _endpoint_without_route_table, "create-vpc"),
+    (tc.check_logging, _no_retention, "create-vpc"),
+    (tc.check_logging, _log_to_default_group, "create-vpc"),
+    (tc.check_logging, _narrow_mount_error_pattern, "create-vpc"),
+    (tc.check_dead_letter, _unencrypted_dlq, "create-vpc"),
+    (tc.check_dead_letter, _writer_without_dlq, "create-vpc"),
+    (tc.check_concurrency, _unreserved_concurrency, "create-vpc"),
+    (tc.check_janitor, _long_janitor, "create-vpc"),
+    (tc.check_janitor, _daily_janitor, "create-vpc"),
+    (tc.check_janitor, _young_staging_files_removed, "create-vpc"),
+    (tc.check_environment, _mount_optional, "create-vpc"),
+    (tc.check_environment, _mount_root_elsewhere, "create-vpc"),
+    (tc.check_alarms, _silent_alarm, "create-vpc"),
+    (tc.check_alarms, _no_pending_exports_alarm, "create-vpc"),
+    (tc.check_alarms, _duration_over_timeout, "create-vpc"),
+    (tc.check_outputs, _drop_output, "create-vpc"),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("check", tc.CHECKS, ids=lambda c: c.__name__)
+def test_template_satisfies(
+    check: Callable[[Template], list[str]], mode: str, resolved: dict[str, Template]
+) -> None:
+    assert check(resolved[mode]) == []
+
+
+@pytest.mark.parametrize(
+    ("check", "breakage", "mode"),
+    BROKEN,
+    ids=[f"{c.__name__}-{b.__name__.lstrip('_')}" for c, b, _ in BROKEN],
+)
+def test_check_catches(
+    check: Callable[[Template], list[str]],
+    breakage: Callable[[Template], None],
+    mode: str,
+    resolved: dict[str, Template],
+) -> None:
+    broken = copy.deepcopy(resolved[mode])
+    breakage(broken)
+    assert check(broken) != []
+
+
+def test_every_check_is_exercised_by_a_breakage() -> None:
+    assert {c for c, _, _ in BROKEN} == set(tc.CHECKS)
+
+
+def test_existing_vpc_uses_the_given_subnets(resolved: dict[str, Template]) -> None:
+    given = MODES["existing-vpc"]["SubnetIds"].split(",")
+    template = resolved["existing-vpc"]
+    assert [_p(template, mt)["SubnetId"] for mt in ("MountTargetA", "MountTargetB")] == given
+    assert template["Outputs"]["FunctionSubnetIds"]["Value"] == ",".join(given)
+
+
+def test_created_vpc_only_without_vpc_id(resolved: dict[str, Template]) -> None:
+    created = {"Vpc", "PrivateSubnetA", "PrivateSubnetB", "PrivateRouteTable", "S3GatewayEndpoint"}
+    assert created <= resolved["create-vpc"]["Resources"].keys()
+    assert not created & resolved["existing-vpc"]["Resources"].keys()
+
+
+def test_kms_key_encrypts_bucket_and_file_system(resolved: dict[str, Template]) -> None:
+    key = MODES["existing-vpc"]["KmsKeyArn"]
+    template = resolved["existing-vpc"]
+    [sse] = _p(template, "DataBucket")["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert sse["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}
+    assert _p(template, "FileSystem")["KmsKeyId"] == key
+    assert "KmsKeyId" not in _p(resolved["create-vpc"], "FileSystem")
+
+
+def test_alarm_topic_is_notified_only_when_given(resolved: dict[str, Template]) -> None:
+    topic = MODES["existing-vpc"]["AlarmTopicArn"]
+    for mode, expected in (("existing-vpc", [topic]), ("create-vpc", None)):
+        alarms = tc.of_type(resolved[mode], "AWS::CloudWatch::Alarm")
+        assert {str(a["Properties"].get("AlarmActions")) for a in alarms.values()} == {str(expected)}
