@@ -20,7 +20,8 @@ STACK ?=
 help:
 	@echo "make invoke [FUNCTION=writer] [EVENT=events/writer.json]  build, then invoke locally (no Docker)"
 	@echo "make test                                              lint, template checks, unit/crash/e2e tests"
-	@echo "make bench | deploy [ENV=prod] | delete [ENV=prod] | verify STACK=... | preflight | publish"
+	@echo "make bench | deploy [ENV=prod] | delete [ENV=prod] | publish ARGS=\"--s3-bucket B\""
+	@echo "make verify STACK=... [ARGS=\"--wait-seconds 900 --region eu-west-1\"] | preflight ARGS=\"--vpc-id .. --subnet-ids a,b\""
 
 $(VENV)/.stamp: requirements-dev.txt
 	@if [ -z "$(PY313)" ]; then \
@@ -66,7 +67,7 @@ delete: $(VENV)/.stamp
 
 verify: $(VENV)/.stamp
 	@test -n "$(STACK)" || { echo "usage: make verify STACK=<stack-name>" >&2; exit 2; }
-	$(PY) scripts/verify.py --stack $(STACK)
+	$(PY) scripts/verify.py --stack $(STACK) $(ARGS)
 
 preflight: $(VENV)/.stamp
 	$(PY) scripts/verify.py preflight $(ARGS)

@@ -1,0 +1,154 @@
+"""Preflight for the existing-VPC mode: subnets, AZs, DNS attributes and a route to S3."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from s3files_ops.checklist import Status, StepFailure, StepResult, skip, step
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from botocore.client import BaseClient
+
+PF_SUBNETS = "VPC and subnets exist"
+PF_AZS = "Exactly two subnets in distinct AZs"
+PF_DNS = "VPC DNS support and DNS hostnames"
+PF_S3_ROUTE = "Route to S3 for direct reads"
+# describe_vpc_attribute name -> (response key, modify-vpc-attribute flag)
+DNS_ATTRIBUTES = {
+    "enableDnsSupport": ("EnableDnsSupport", "--enable-dns-support"),
+    "enableDnsHostnames": ("EnableDnsHostnames", "--enable-dns-hostnames"),
+}
+
+
+@step(PF_SUBNETS)
+def check_subnets(ec2: BaseClient, vpc_id: str, subnet_ids: Sequence[str]) -> StepResult:
+    """PASS when the VPC exists and every subnet exists inside it; ``data`` = the subnets."""
+    # Filters (unlike ids) return what exists instead of failing on the first unknown id.
+    where = f"region {ec2.meta.region_name}"
+    if not ec2.describe_vpcs(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Vpcs"]:
+        raise StepFailure(f"VPC {vpc_id} not found in {where}", "pass an existing --vpc-id (or set --region)")
+    subnets = ec2.describe_subnets(Filters=[{"Name": "subnet-id", "Values": list(subnet_ids)}])["Subnets"]
+    missing = sorted(set(subnet_ids) - {s["SubnetId"] for s in subnets})
+    if missing:
+        raise StepFailure(
+            f"subnets not found in {where}: {', '.join(missing)}",
+            f"pass --subnet-ids of {vpc_id} (aws ec2 describe-subnets --filters Name=vpc-id,Values={vpc_id})",
+        )
+    foreign = [f"{s['SubnetId']} (in {s['VpcId']})" for s in subnets if s["VpcId"] != vpc_id]
+    if foreign:
+        raise StepFailure(
+            f"subnets outside {vpc_id}: {', '.join(foreign)}",
+            f"pick SubnetIds from {vpc_id}: mount targets and functions must share the file system's one VPC",
+        )
+    return StepResult(PF_SUBNETS, Status.PASS, f"{', '.join(subnet_ids)} in {vpc_id}", data=subnets)
+
+
+def check_azs(subnets: Sequence[dict[str, Any]]) -> StepResult:
+    """PASS for exactly two subnets in two different AZs (one mount target per AZ)."""
+    zones = {s["SubnetId"]: s["AvailabilityZone"] for s in subnets}
+    detail = ", ".join(f"{sid} in {zone}" for sid, zone in zones.items())
+    if len(zones) == 2 and len(set(zones.values())) == 2:
+        return StepResult(PF_AZS, Status.PASS, detail)
+    return StepResult(
+        PF_AZS,
+        Status.FAIL,
+        f"need 2 subnets in 2 AZs, got {detail or 'none'}",
+        "set SubnetIds to exactly two private subnets of the VPC in different Availability Zones (the "
+        "template creates MountTargetA/MountTargetB, one per subnet; S3 Files allows one per AZ)",
+    )
+
+
+@step(PF_DNS)
+def check_vpc_dns(ec2: BaseClient, vpc_id: str) -> StepResult:
+    """PASS when enableDnsSupport and enableDnsHostnames are both true."""
+    off = [
+        attribute
+        for attribute, (key, _) in DNS_ATTRIBUTES.items()
+        if not ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute)[key]["Value"]
+    ]
+    if off:
+        raise StepFailure(
+            f"{vpc_id} has {', '.join(off)} = false",
+            "; ".join(
+                f"aws ec2 modify-vpc-attribute --vpc-id {vpc_id} {DNS_ATTRIBUTES[a][1]} '{{\"Value\":true}}'"
+                for a in off
+            ),
+        )
+    return StepResult(PF_DNS, Status.PASS, f"{vpc_id}: enableDnsSupport and enableDnsHostnames are true")
+
+
+def _route_tables(ec2: BaseClient, vpc_id: str, subnet_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Subnet id -> its route table (the explicit association, else the VPC's main table)."""
+    explicit = ec2.describe_route_tables(
+        Filters=[{"Name": "association.subnet-id", "Values": list(subnet_ids)}]
+    )
+    tables = {
+        a["SubnetId"]: table
+        for table in explicit["RouteTables"]
+        for a in table.get("Associations", [])
+        if a.get("SubnetId") in subnet_ids
+    }
+    if len(tables) < len(subnet_ids):
+        main = ec2.describe_route_tables(
+            Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "association.main", "Values": ["true"]}]
+        )["RouteTables"]
+        tables.update({sid: main[0] for sid in subnet_ids if sid not in tables and main})
+    return tables
+
+
+def _has_nat_default_route(table: dict[str, Any]) -> bool:
+    # An internet gateway route does not count: Lambda ENIs get no public IP, so only NAT-like hops work.
+    hops = ("NatGatewayId", "TransitGatewayId", "NetworkInterfaceId", "InstanceId")
+    return any(
+        r.get("DestinationCidrBlock") == "0.0.0.0/0"
+        and r.get("State") != "blackhole"
+        and any(r.get(h) for h in hops)
+        for r in table.get("Routes", [])
+    )
+
+
+@step(PF_S3_ROUTE)
+def check_s3_route(ec2: BaseClient, vpc_id: str, subnet_ids: Sequence[str]) -> StepResult:
+    """PASS when each subnet's route table has the S3 gateway endpoint or a NAT default route; WARN otherwise
+    (direct reads then fall back to the mount, so this never fails the preflight).
+    """
+    service = f"com.amazonaws.{ec2.meta.region_name}.s3"
+    endpoints = ec2.describe_vpc_endpoints(
+        Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "service-name", "Values": [service]}]
+    )["VpcEndpoints"]
+    endpoint_tables = {
+        rt for e in endpoints if e.get("VpcEndpointType") == "Gateway" for rt in e.get("RouteTableIds", [])
+    }
+    tables = _route_tables(ec2, vpc_id, subnet_ids)
+    missing = [
+        f"{sid} ({tables[sid]['RouteTableId'] if sid in tables else 'no route table'})"
+        for sid in subnet_ids
+        if sid not in tables
+        or (tables[sid]["RouteTableId"] not in endpoint_tables and not _has_nat_default_route(tables[sid]))
+    ]
+    if not missing:
+        return StepResult(
+            PF_S3_ROUTE, Status.PASS, f"every subnet reaches {service} (gateway endpoint or NAT)"
+        )
+    return StepResult(
+        PF_S3_ROUTE,
+        Status.WARN,
+        f"no S3 gateway endpoint or NAT route for {', '.join(missing)}: direct reads fall back to the mount",
+        f"add a gateway VPC endpoint for {service} associated with those route tables (or a 0.0.0.0/0 "
+        "route to a NAT gateway), or deploy with DirectS3Read=DISABLED",
+    )
+
+
+def run_preflight(ec2: BaseClient, vpc_id: str, subnet_ids: Sequence[str]) -> list[StepResult]:
+    """Check an existing VPC and two subnets before deploying with VpcId/SubnetIds set."""
+    subnets = check_subnets(ec2, vpc_id, subnet_ids)
+    if not subnets.ok:
+        return [subnets, *(skip(name, "subnets unavailable") for name in (PF_AZS, PF_DNS, PF_S3_ROUTE))]
+    return [
+        subnets,
+        check_azs(subnets.data),
+        check_vpc_dns(ec2, vpc_id),
+        check_s3_route(ec2, vpc_id, subnet_ids),
+    ]

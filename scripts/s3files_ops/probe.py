@@ -1,0 +1,270 @@
+"""Data-path checks: writer commit, reader round trip, export to S3, and the functions' logs."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from s3files_ops.checklist import Clock, Status, StepFailure, StepResult, error_text, stderr_progress, step
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from botocore.client import BaseClient
+
+WRITER = "Writer commits a probe document"
+READER = "Reader reads the probe back (separate invocation)"
+EXPORT = "Probe exported to S3"
+LOGS = "Function logs free of mount/permission/timeout errors"
+
+SG_RULES_FIX = (
+    "FunctionSecurityGroup needs egress TCP 2049 to MountTargetSecurityGroup, MountTargetSecurityGroup needs "
+    "ingress TCP 2049 from FunctionSecurityGroup, and every function subnet's AZ needs a mount target "
+    "(MountTargetA/MountTargetB)"
+)
+PERMISSION_FIX = (
+    "grant the function role s3files:ClientWrite (AmazonS3FilesClientReadWriteAccess), remove any "
+    "FileSystemPolicy deny, and make AccessPoint RootDirectory CreationPermissions OwnerUid/OwnerGid match "
+    "PosixUser Uid/Gid (parameters PosixUid/PosixGid)"
+)
+INVOKE_FIXES = {
+    "S3FilesMountConnectivityException": f"no network path to a mount target: {SG_RULES_FIX}",
+    "S3FilesMountFailureException": (
+        "mount refused: give the function role s3files:ClientMount (plus s3files:ClientWrite for the writer) "
+        "on the file system, check the FileSystemPolicy does not deny it, and give AccessPoint RootDirectory "
+        "CreationPermissions (a missing root directory without them fails every mount)"
+    ),
+    "S3FilesMountTimeoutException": (
+        "mount still timing out after every retry: mount targets need 3-5 minutes after a deploy; wait a "
+        f"minute and re-run (raise --invoke-attempts); if it persists check that {SG_RULES_FIX}"
+    ),
+}
+# Substrings searched in each function's log events; "mount timeouts" only warn (transient after a deploy).
+LOG_TERMS = {
+    "mount failures": ("S3FilesMountConnectivity", "S3FilesMountFailure", "MountError"),
+    "mount timeouts": ("S3FilesMountTimeout",),
+    "task timeouts": ("Task timed out",),
+    "permission denials": ("Permission denied", "EACCES", "AccessDenied"),
+}
+LOG_FIXES = {
+    "mount failures": f"S3FilesMountConnectivity: {SG_RULES_FIX}; S3FilesMountFailure/MountError: "
+    + INVOKE_FIXES["S3FilesMountFailureException"],
+    "mount timeouts": "transient right after a deploy; if they continue, check that " + SG_RULES_FIX,
+    "task timeouts": "raise the function's Timeout or find the slow call in the logged request",
+    "permission denials": PERMISSION_FIX,
+}
+LOG_FILTER = " ".join(f'?"{term}"' for terms in LOG_TERMS.values() for term in terms)
+
+
+def make_probe(now: float) -> dict[str, str]:
+    """The probe document, e.g. {"id": "verify-probe-20261127T040516Z", "source": "verify.py", "at": ...}."""
+    stamp = datetime.fromtimestamp(now, UTC)
+    return {"id": f"verify-probe-{stamp:%Y%m%dT%H%M%SZ}", "source": "verify.py", "at": stamp.isoformat()}
+
+
+def _function_error_fix(function: str, error: dict[str, Any]) -> str:
+    text = f"{error.get('errorType', '')} {error.get('errorMessage', '')}"
+    if "Task timed out" in text:
+        return (
+            f"raise {function}'s Timeout (a cold start includes the mount) and check its logs for NFS stalls"
+        )
+    if "Permission denied" in text or "PermissionError" in text:
+        return PERMISSION_FIX
+    if "MountError" in text:
+        return (
+            "FileSystemConfigs LocalMountPath must equal the MOUNT_ROOT variable, the role needs "
+            f"s3files:ClientMount and s3files:ClientWrite; then {PERMISSION_FIX}"
+        )
+    return f"read the stack trace in {function}'s CloudWatch log group (its LoggingConfig.LogGroup)"
+
+
+def invoke_json(
+    lambda_: BaseClient,
+    function: str,
+    event: dict[str, Any],
+    clock: Clock,
+    attempts: int = 6,
+    base_delay: float = 10,
+    max_delay: float = 60,
+    progress: Callable[[str], None] = stderr_progress,
+) -> Any:
+    """Invoke synchronously and return the decoded response payload.
+
+    Retries S3FilesMountTimeoutException (transient after a deploy) with exponential backoff
+    (10, 20, 40, 60, 60 s by default); raises StepFailure for any other invoke error or a FunctionError.
+    """
+    attempt = 1
+    while True:
+        try:
+            response = lambda_.invoke(
+                FunctionName=function, InvocationType="RequestResponse", Payload=json.dumps(event).encode()
+            )
+            break
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code != "S3FilesMountTimeoutException" or attempt >= attempts:
+                raise StepFailure(
+                    f"invoking {function} failed (attempt {attempt}/{attempts}): {error_text(exc)}",
+                    INVOKE_FIXES.get(
+                        code, f"the identity running verify.py needs lambda:InvokeFunction on {function}"
+                    ),
+                ) from exc
+            delay = min(max_delay, base_delay * 2 ** (attempt - 1))
+            progress(f"  {function}: {code} (attempt {attempt}/{attempts}), retrying in {delay:.0f}s")
+            clock.sleep(delay)
+            attempt += 1
+    body = json.loads(response["Payload"].read() or b"null")
+    if response.get("FunctionError"):
+        error = body if isinstance(body, dict) else {"errorMessage": str(body)}
+        raise StepFailure(
+            f"{function} raised {error.get('errorType', 'an error')}: {error.get('errorMessage', '')}",
+            _function_error_fix(function, error),
+        )
+    return body
+
+
+@step(WRITER)
+def check_writer(
+    lambda_: BaseClient, writer: str, probe: dict[str, Any], clock: Clock, **retry: Any
+) -> StepResult:
+    """PASS when the writer answers 200 with committed_path and key; ``data`` = the key."""
+    body = invoke_json(lambda_, writer, probe, clock, **retry)
+    if (
+        not isinstance(body, dict)
+        or body.get("statusCode") != 200
+        or not body.get("committed_path")
+        or not body.get("key")
+    ):
+        raise StepFailure(
+            f"{writer} answered {json.dumps(body)[:300]} (expected statusCode 200, committed_path, key)",
+            "a 400 means the writer rejected the probe: check its ID_FIELD (id) and DOCUMENT_PREFIX "
+            "variables; otherwise deploy the current functions/writer",
+        )
+    return StepResult(
+        WRITER,
+        Status.PASS,
+        f"committed {body['committed_path']} ({body.get('bytes')} bytes)",
+        data=body["key"],
+    )
+
+
+@step(READER)
+def check_reader(
+    lambda_: BaseClient, reader: str, key: str, probe: dict[str, Any], clock: Clock, **retry: Any
+) -> StepResult:
+    """PASS when the reader, in its own invocation, returns exactly the probe document for ``key``."""
+    body = invoke_json(lambda_, reader, {"key": key}, clock, **retry)
+    if isinstance(body, dict) and body.get("statusCode") == 200 and body.get("document") == probe:
+        return StepResult(READER, Status.PASS, f"{reader} returned the probe for {key}")
+    raise StepFailure(
+        f"{reader} answered {json.dumps(body)[:300]} for {key}, expected the probe {json.dumps(probe)}",
+        "writer and reader must mount the same AccessPointArn (FileSystemConfigs) at a LocalMountPath "
+        "equal to their MOUNT_ROOT, with the same DOCUMENT_PREFIX",
+    )
+
+
+def _split_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/lambda/`` -> ("bucket", "lambda/")."""
+    if not url.startswith("s3://"):
+        raise StepFailure(
+            f"CommittedFilesS3Prefix {url!r} is not an s3:// URL", "redeploy the current template"
+        )
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    return bucket, prefix if not prefix or prefix.endswith("/") else prefix + "/"
+
+
+@step(EXPORT)
+def check_export(
+    s3: BaseClient,
+    committed_prefix: str,
+    key: str,
+    probe: dict[str, Any],
+    clock: Clock,
+    wait_seconds: float = 180,
+    poll_seconds: float = 10,
+    progress: Callable[[str], None] = stderr_progress,
+) -> StepResult:
+    """Poll until s3://<bucket>/<access point root>/<key> exists and holds the probe document."""
+    bucket, prefix = _split_s3_url(committed_prefix)
+    url = f"s3://{bucket}/{prefix}{key}"
+    started = clock.now()
+    while True:
+        try:
+            body = s3.get_object(Bucket=bucket, Key=prefix + key)["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+                raise StepFailure(
+                    f"cannot read {url}: {error_text(exc)}",
+                    "the identity running verify.py needs s3:GetObject on the bucket (and s3:ListBucket, "
+                    "else a missing object reads as 403), plus kms:Decrypt on KmsKeyArn if set",
+                ) from exc
+        else:
+            if _json_or_none(body) == probe:
+                return StepResult(EXPORT, Status.PASS, f"{url} present after {clock.now() - started:.0f}s")
+            raise StepFailure(
+                f"{url} differs from the probe: {body[:200]!r}",
+                "something else writes this key in S3 (on conflict S3 wins and the file system copy moves to "
+                ".s3files-lost+found-<fs-id>): keep S3-side writers out of the access point's prefix",
+            )
+        waited = clock.now() - started
+        if waited >= wait_seconds:
+            raise StepFailure(
+                f"{url} did not appear within {wait_seconds:.0f}s (S3 Files exports a file 60 s after "
+                "its last write, then queues it)",
+                "check the file system's CloudWatch metric PendingExports: if it stays above 0, "
+                "FileSystemRole needs s3:PutObject* on bucket/* (and kms:GenerateDataKey on KmsKeyArn if "
+                "set); otherwise re-run with a larger --export-wait-seconds",
+            )
+        progress(
+            f"  waiting for {url} (export runs 60 s after the last write; {wait_seconds - waited:.0f}s left)"
+        )
+        clock.sleep(min(poll_seconds, wait_seconds - waited))
+
+
+def _json_or_none(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+@step(LOGS)
+def scan_logs(
+    logs: BaseClient, log_groups: Sequence[str], since_ms: int, max_events: int = 2000
+) -> StepResult:
+    """Count mount failures, task timeouts and permission denials logged since ``since_ms`` (FAIL), and mount
+    timeouts (WARN: transient after a deploy). A group that does not exist yet is noted, not failed.
+    """
+    counts: Counter[str] = Counter()
+    samples: dict[str, str] = {}
+    absent: list[str] = []
+    for group in log_groups:
+        pages = logs.get_paginator("filter_log_events").paginate(
+            logGroupName=group,
+            startTime=since_ms,
+            filterPattern=LOG_FILTER,
+            PaginationConfig={"MaxItems": max_events},
+        )
+        try:
+            for event in (e for page in pages for e in page["events"]):
+                for category, terms in LOG_TERMS.items():
+                    if any(term in event["message"] for term in terms):
+                        counts[category] += 1
+                        samples.setdefault(category, f"{group}: {event['message'].strip()[:200]}")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise
+            absent.append(group)
+    note = f"; no log group yet: {', '.join(absent)}" if absent else ""
+    if not counts:
+        return StepResult(
+            LOGS, Status.PASS, f"none since the verification started in {', '.join(log_groups)}{note}"
+        )
+    detail = "; ".join(f"{counts[c]} {c} (e.g. {samples[c]})" for c in LOG_TERMS if counts[c]) + note
+    fix = "; ".join(f"{c}: {LOG_FIXES[c]}" for c in LOG_TERMS if counts[c])
+    status = Status.WARN if set(counts) == {"mount timeouts"} else Status.FAIL
+    return StepResult(LOGS, status, detail, fix)

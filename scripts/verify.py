@@ -1,0 +1,206 @@
+"""Post-deploy verification and existing-VPC preflight for the S3 Files Lambda stack.
+
+Usage::
+
+    verify.py [verify] --stack NAME [--region R] [--profile P] [--wait-seconds 600]
+              [--export-wait-seconds 180] [--invoke-attempts 6]
+    verify.py preflight --vpc-id vpc-.. --subnet-ids subnet-a,subnet-b [--region R] [--profile P]
+
+verify: stack outputs -> file system and mount targets available -> NFS security group rules -> each
+function's VPC, access point and a mount target per AZ -> writer commits a probe document
+(``verify-probe-<UTC timestamp>``, left in place as evidence) -> reader returns it -> it is exported
+to S3 -> the functions' logs since the start hold no mount errors, permission denials or timeouts.
+preflight: VPC and subnets exist, two subnets in two AZs, VPC DNS attributes, a route to S3 (warning).
+
+Prints one PASS/FAIL/WARN/SKIP line per step, a ``fix:`` line under each FAIL and WARN, and exits 1
+when any step failed (0 otherwise). The caller needs cloudformation:DescribeStacks,
+s3files:GetFileSystem, s3files:ListMountTargets, ec2:Describe*, lambda:GetFunctionConfiguration,
+lambda:InvokeFunction, s3:GetObject + s3:ListBucket on the bucket and logs:FilterLogEvents.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError
+from s3files_ops.checklist import CONNECT_FIX, Clock, print_checklist, skip, stderr_progress
+from s3files_ops.infra import (
+    AVAILABLE,
+    FUNCTION_NETWORK,
+    SECURITY_GROUPS,
+    check_function_network,
+    check_security_groups,
+    read_outputs,
+    wait_available,
+)
+from s3files_ops.preflight import run_preflight
+from s3files_ops.probe import (
+    EXPORT,
+    LOGS,
+    READER,
+    WRITER,
+    check_export,
+    check_reader,
+    check_writer,
+    make_probe,
+    scan_logs,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from botocore.client import BaseClient
+    from s3files_ops.checklist import StepResult
+
+
+@dataclass(frozen=True)
+class Clients:
+    cloudformation: BaseClient
+    s3files: BaseClient
+    ec2: BaseClient
+    lambda_: BaseClient
+    s3: BaseClient
+    logs: BaseClient
+
+    @classmethod
+    def from_session(cls, session: boto3.Session) -> Clients:
+        # Invoke can run up to the 15-minute function limit; mount retries are ours, not botocore's.
+        invoke_config = Config(read_timeout=910, retries={"mode": "standard", "max_attempts": 1})
+        return cls(
+            cloudformation=session.client("cloudformation"),
+            s3files=session.client("s3files"),
+            ec2=session.client("ec2"),
+            lambda_=session.client("lambda", config=invoke_config),
+            s3=session.client("s3"),
+            logs=session.client("logs"),
+        )
+
+
+def run_verify(
+    clients: Clients,
+    stack: str,
+    clock: Clock,
+    *,
+    wait_seconds: float = 600,
+    export_wait_seconds: float = 180,
+    invoke_attempts: int = 6,
+    progress: Callable[[str], None] = stderr_progress,
+) -> list[StepResult]:
+    """Run the post-deploy checklist in order, skipping steps a failure makes meaningless."""
+    started = clock.now()
+    outputs_step = read_outputs(clients.cloudformation, stack)
+    if not outputs_step.ok:
+        later = (AVAILABLE, SECURITY_GROUPS, FUNCTION_NETWORK, WRITER, READER, EXPORT, LOGS)
+        return [outputs_step, *(skip(name, "no stack outputs") for name in later)]
+    out: dict[str, str] = outputs_step.data
+    functions = [out["WriterFunctionName"], out["ReaderFunctionName"], out["JanitorFunctionName"]]
+    available = wait_available(clients.s3files, out["FileSystemId"], clock, wait_seconds, progress=progress)
+    targets = available.data or []
+    results = [
+        outputs_step,
+        available,
+        check_security_groups(
+            clients.ec2, out["FunctionSecurityGroupId"], out["MountTargetSecurityGroupId"], targets
+        ),
+        network := check_function_network(
+            clients.lambda_,
+            clients.ec2,
+            functions,
+            out["AccessPointArn"],
+            out["FunctionSecurityGroupId"],
+            targets,
+        ),
+    ]
+    probe = make_probe(started)
+    retry = {"attempts": invoke_attempts, "progress": progress}
+    if not available.ok:
+        results += [skip(n, "file system not available") for n in (WRITER, READER, EXPORT)]
+    elif not (writer := check_writer(clients.lambda_, out["WriterFunctionName"], probe, clock, **retry)).ok:
+        results += [writer, skip(READER, "writer failed"), skip(EXPORT, "writer failed")]
+    else:
+        results += [
+            writer,
+            check_reader(clients.lambda_, out["ReaderFunctionName"], writer.data, probe, clock, **retry),
+            check_export(
+                clients.s3,
+                out["CommittedFilesS3Prefix"],
+                writer.data,
+                probe,
+                clock,
+                export_wait_seconds,
+                progress=progress,
+            ),
+        ]
+    configs = network.data or {}
+    groups = [
+        configs.get(fn, {}).get("LoggingConfig", {}).get("LogGroup") or f"/aws/lambda/{fn}"
+        for fn in functions
+    ]
+    results.append(scan_logs(clients.logs, groups, int(started * 1000)))
+    return results
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--region", help="AWS Region (default: the profile's or AWS_REGION)")
+    common.add_argument("--profile", help="AWS named profile")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    verify = commands.add_parser("verify", parents=[common], help="check a deployed stack (default command)")
+    verify.add_argument("--stack", required=True, help="CloudFormation stack name")
+    verify.add_argument(
+        "--wait-seconds", type=float, default=600, help="max wait for available (default 600)"
+    )
+    verify.add_argument(
+        "--export-wait-seconds", type=float, default=180, help="max wait for the S3 export (default 180)"
+    )
+    verify.add_argument("--invoke-attempts", type=int, default=6, help="tries per invoke on mount timeouts")
+    preflight = commands.add_parser(
+        "preflight", parents=[common], help="check an existing VPC before deploying"
+    )
+    preflight.add_argument("--vpc-id", required=True)
+    preflight.add_argument("--subnet-ids", required=True, help="two comma-separated subnet ids")
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None, *, clients: Clients | None = None, clock: Clock | None = None
+) -> int:
+    """CLI entry point: 0 all passed, 1 a step failed, 2 no usable AWS configuration (or bad arguments).
+
+    ``clients`` and ``clock`` are injected by tests.
+    """
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list or args_list[0] not in ("verify", "preflight", "-h", "--help"):
+        args_list.insert(0, "verify")
+    args = _parser().parse_args(args_list)
+    try:
+        clients = clients or Clients.from_session(
+            boto3.Session(region_name=args.region, profile_name=args.profile)
+        )
+    except BotoCoreError as exc:
+        print(f"error: {exc}; {CONNECT_FIX}", file=sys.stderr)
+        return 2
+    if args.command == "preflight":
+        subnet_ids = [s.strip() for s in args.subnet_ids.split(",") if s.strip()]
+        results = run_preflight(clients.ec2, args.vpc_id, subnet_ids)
+    else:
+        results = run_verify(
+            clients,
+            args.stack,
+            clock or Clock(),
+            wait_seconds=args.wait_seconds,
+            export_wait_seconds=args.export_wait_seconds,
+            invoke_attempts=args.invoke_attempts,
+        )
+    print_checklist(results)
+    return 1 if any(not r.ok for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
