@@ -1,0 +1,284 @@
+"""Invoke a BUILT function locally without Docker, under AWS's Runtime Interface Emulator (RIE).
+
+`make invoke FUNCTION=writer EVENT=events/writer.json` runs this after `sam build`. The RIE binary
+ships inside the aws-sam-cli wheel; it runs `python -m awslambdaric app.handler` in the built
+function directory with the built layer on PYTHONPATH (where /opt/python would be), and the event is
+POSTed to it like `sam local invoke` would. The file system is a plain directory,
+MOUNT_ROOT=./.local/s3data with REQUIRE_MOUNT=false, so nothing here needs AWS or Docker.
+
+Environment: like `sam local invoke --env-vars events/env.json`, every variable the built template
+declares for the function takes its value from env.json's function section, else its "Parameters"
+section, else the template's literal value (variables env.json does not declare are ignored, as
+SAM does). Then the local settings win: MOUNT_ROOT, REQUIRE_MOUNT, fake credentials and an
+unreachable AWS endpoint, so no SDK call can leave the machine.
+
+Exit status: 0 when the function returned and its response has no statusCode >= 400; 1 when the
+invocation failed (the function raised or timed out, or answered with statusCode >= 400, e.g. 400
+for an invalid id); 2 when the invoke could not be set up (no build, no RIE binary, bad event file).
+
+Example:
+    .venv/bin/python scripts/local_invoke.py --function writer --event events/writer.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing import IO
+
+REPO = Path(__file__).resolve().parent.parent
+LOGICAL_IDS = {"writer": "WriterFunction", "reader": "ReaderFunction", "janitor": "JanitorFunction"}
+LAYER_ID = "SharedLayer"
+INVOKE_PATH = "/2015-03-31/functions/function/invocations"
+START_TIMEOUT_SECONDS = 10.0
+STOP_GRACE_SECONDS = 3.0
+
+
+class SetupError(Exception):
+    """The invoke could not start; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class InvokeResult:
+    """What one invocation returned. `payload` is the parsed response (or raw text if not JSON)."""
+
+    function: str
+    payload: Any
+    function_error: str | None
+    logs: str
+    duration_ms: float
+
+    @property
+    def ok(self) -> bool:
+        """True when the function returned normally with no statusCode >= 400."""
+        if self.function_error:
+            return False
+        status = self.payload.get("statusCode") if isinstance(self.payload, dict) else None
+        return not (isinstance(status, int) and status >= 400)
+
+
+def find_rie() -> Path:
+    """Return the RIE binary for this machine's architecture from the installed aws-sam-cli."""
+    spec = importlib.util.find_spec("samcli")
+    if spec is None or spec.origin is None:
+        raise SetupError("aws-sam-cli is not importable: run the script with .venv/bin/python (make venv).")
+    arch = "arm64" if platform.machine().lower() in {"aarch64", "arm64"} else "x86_64"
+    rie = Path(spec.origin).parent / "local" / "rapid" / f"aws-lambda-rie-{arch}"
+    if not os.access(rie, os.X_OK):
+        raise SetupError(
+            f"Runtime Interface Emulator not found or not executable at {rie}: reinstall aws-sam-cli."
+        )
+    return rie
+
+
+def function_settings(build_dir: Path, logical_id: str) -> tuple[str, int, int, dict[str, Any]]:
+    """Read handler, timeout, memory and declared env vars of `logical_id` from the built template."""
+    from samcli.yamlhelper import yaml_parse
+
+    template_path = build_dir / "template.yaml"
+    if not (build_dir / logical_id).is_dir() or not template_path.is_file():
+        raise SetupError(f"{build_dir / logical_id} is missing: run `make build` (sam build) first.")
+    template = yaml_parse(template_path.read_text())
+    defaults = template.get("Globals", {}).get("Function", {})
+    props = {**defaults, **template["Resources"][logical_id].get("Properties", {})}
+    variables = {
+        **defaults.get("Environment", {}).get("Variables", {}),
+        **props.get("Environment", {}).get("Variables", {}),
+    }
+
+    def number(key: str, default: int) -> int:
+        return props[key] if isinstance(props.get(key), int) else default
+
+    handler = props.get("Handler") if isinstance(props.get("Handler"), str) else "app.handler"
+    return handler, number("Timeout", 3), number("MemorySize", 128), variables
+
+
+def env_file_vars(env_file: Path | None, logical_id: str) -> dict[str, str]:
+    """The "Parameters" section of a SAM --env-vars file, overlaid with the function's own section."""
+    if env_file is None:
+        return {}
+    try:
+        data = json.loads(env_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise SetupError(
+            f"cannot read env file {env_file}: {exc}. Pass a valid SAM --env-vars JSON."
+        ) from exc
+    return {k: str(v) for k, v in {**data.get("Parameters", {}), **data.get(logical_id, {})}.items()}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], log: IO[bytes]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SetupError(f"the emulator exited with status {proc.returncode}; its log:\n{read_log(log)}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.05)
+    raise SetupError(
+        f"the emulator did not listen on 127.0.0.1:{port} within {START_TIMEOUT_SECONDS:.0f}s "
+        f"(is the machine overloaded?); its log:\n{read_log(log)}"
+    )
+
+
+def read_log(log: IO[bytes]) -> str:
+    log.seek(0)
+    return log.read().decode(errors="replace")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate the emulator (and with it the runtime), killing it if it ignores SIGTERM."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def invoke(
+    function: str,
+    event: Any,
+    *,
+    build_dir: Path = REPO / ".aws-sam" / "build",
+    mount_root: Path = REPO / ".local" / "s3data",
+    env_file: Path | None = REPO / "events" / "env.json",
+) -> InvokeResult:
+    """Run `function` ("writer", "reader", "janitor") from `build_dir` once on `event`.
+
+    Raises SetupError when the invoke cannot start; a function error is reported in the result.
+    """
+    logical_id = LOGICAL_IDS[function]
+    rie = find_rie()
+    handler, timeout, memory, declared = function_settings(build_dir, logical_id)
+    overrides = env_file_vars(env_file, logical_id)
+    values = {name: overrides.get(name, value) for name, value in declared.items()}
+    code_dir = (build_dir / logical_id).resolve()
+    layer_dir = (build_dir / LAYER_ID / "python").resolve()
+    mount_root = mount_root.resolve()
+    try:
+        mount_root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SetupError(
+            f"cannot use {mount_root} as the mount root ({exc}): pass --mount-root DIR."
+        ) from exc
+    env = {
+        **{name: str(value) for name, value in values.items() if isinstance(value, str | int | float)},
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "TZ": ":UTC",
+        "PYTHONPATH": os.pathsep.join([str(code_dir), str(layer_dir)]),
+        "LAMBDA_TASK_ROOT": str(code_dir),
+        "MOUNT_ROOT": str(mount_root),
+        "REQUIRE_MOUNT": "false",
+        "AWS_LAMBDA_FUNCTION_NAME": f"local-{logical_id}",
+        "AWS_LAMBDA_FUNCTION_TIMEOUT": str(timeout),
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory),
+        "AWS_ACCESS_KEY_ID": "local-invoke-fake",
+        "AWS_SECRET_ACCESS_KEY": "local-invoke-fake",
+        "AWS_SESSION_TOKEN": "local-invoke-fake",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        # Port 9 (discard) on loopback refuses connections: any stray SDK call fails fast, locally.
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    port = free_port()
+    # The Runtime API port must be free too (default 9001), so that invokes can run side by side.
+    command = [str(rie), "--runtime-interface-emulator-address", f"127.0.0.1:{port}"]
+    command += ["--runtime-api-address", f"127.0.0.1:{free_port()}"]
+    command += [sys.executable, "-m", "awslambdaric", handler]
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(command, cwd=code_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for_port(port, proc, log)
+            started = time.monotonic()
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}{INVOKE_PATH}", data=json.dumps(event).encode(), method="POST"
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=timeout + 10) as response:  # noqa: S310
+                    body, error_header = response.read(), response.headers.get("X-Amz-Function-Error")
+            except urllib.error.HTTPError as exc:
+                body, error_header = exc.read(), exc.headers.get("X-Amz-Function-Error") or f"HTTP {exc.code}"
+            except OSError as exc:
+                raise SetupError(f"no answer from the emulator ({exc}); its log:\n{read_log(log)}") from exc
+            duration_ms = (time.monotonic() - started) * 1000
+        finally:
+            stop(proc)
+        logs = read_log(log)
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        # Handlers' results are always JSON; plain text comes from the emulator ("Task timed out").
+        payload = body.decode(errors="replace")
+        error_header = error_header or "Unhandled"
+    if isinstance(payload, dict) and {"errorMessage", "errorType"} & payload.keys() and not error_header:
+        error_header = "Unhandled"
+    return InvokeResult(function, payload, error_header, logs, duration_ms)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--function", choices=sorted(LOGICAL_IDS), default="writer")
+    parser.add_argument("--event", type=Path, help="event JSON file (default: events/<function>.json)")
+    parser.add_argument("--build-dir", type=Path, default=REPO / ".aws-sam" / "build")
+    parser.add_argument("--mount-root", type=Path, default=REPO / ".local" / "s3data")
+    parser.add_argument("--env-file", type=Path, default=REPO / "events" / "env.json")
+    parser.add_argument("--verbose", action="store_true", help="print the function's logs on success too")
+    args = parser.parse_args(argv)
+    event_path = args.event or REPO / "events" / f"{args.function}.json"
+    try:
+        event = json.loads(event_path.read_text())
+    except (OSError, ValueError) as exc:
+        print(
+            f"error: cannot read event {event_path}: {exc}. Pass --event with a JSON file.", file=sys.stderr
+        )
+        return 2
+    try:
+        result = invoke(
+            args.function, event, build_dir=args.build_dir, mount_root=args.mount_root, env_file=args.env_file
+        )
+    except SetupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: the emulator was stopped.", file=sys.stderr)
+        return 130
+    if args.verbose or not result.ok:
+        print(f"--- {args.function} logs ---\n{result.logs}--- end of logs ---", file=sys.stderr)
+    print(json.dumps(result.payload, indent=2) if isinstance(result.payload, dict) else result.payload)
+    if result.function_error:
+        print(f"error: the function failed ({result.function_error}); its logs are above.", file=sys.stderr)
+    elif not result.ok:
+        print(f"error: the function answered statusCode {result.payload['statusCode']}.", file=sys.stderr)
+    elif args.function == "writer" and isinstance(result.payload, dict):
+        print(f"committed: {result.payload.get('committed_path')}", file=sys.stderr)
+    print(f"round trip: {result.duration_ms:.0f} ms (includes the cold start)", file=sys.stderr)
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""scripts/local_invoke.py itself, under the real emulator, with a stand-in build directory:
+environment precedence, timeouts, crashes, and invokes running side by side."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from types import ModuleType
+
+TEMPLATE = """\
+Globals:
+  Function:
+    Timeout: 2
+    MemorySize: 256
+    Environment:
+      Variables:
+        MOUNT_ROOT: !Ref LocalMountPath
+        REQUIRE_MOUNT: "true"
+        FROM_TEMPLATE: template
+        OVERRIDDEN: template
+        FROM_PARAMETERS: !Ref Something
+Resources:
+  WriterFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: WriterFunction
+"""
+HANDLER = """\
+import os
+import time
+
+def handler(event, context):
+    if event.get("sleep"):
+        time.sleep(event["sleep"])
+    if event.get("raise"):
+        raise ValueError(event["raise"])
+    names = ("MOUNT_ROOT", "REQUIRE_MOUNT", "FROM_TEMPLATE", "OVERRIDDEN", "FROM_PARAMETERS",
+             "UNDECLARED", "AWS_LAMBDA_FUNCTION_TIMEOUT", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+             "AWS_ACCESS_KEY_ID", "AWS_ENDPOINT_URL", "AWS_PROFILE")
+    return {"statusCode": 200, "env": {name: os.environ.get(name) for name in names}}
+"""
+
+
+@pytest.fixture
+def fake_build(tmp_path: Path) -> Path:
+    """A build directory shaped like sam build's output, with a handler that reports its env."""
+    build = tmp_path / "build"
+    (build / "WriterFunction").mkdir(parents=True)
+    (build / "SharedLayer" / "python").mkdir(parents=True)
+    (build / "template.yaml").write_text(TEMPLATE)
+    (build / "WriterFunction" / "app.py").write_text(textwrap.dedent(HANDLER))
+    env = {
+        "Parameters": {"FROM_PARAMETERS": "parameters", "OVERRIDDEN": "parameters", "UNDECLARED": "x"},
+        "WriterFunction": {"OVERRIDDEN": "function", "MOUNT_ROOT": "/tmp/s3data"},
+    }
+    (tmp_path / "env.json").write_text(json.dumps(env))
+    return build
+
+
+def run(local_invoke: ModuleType, build: Path, event: dict) -> object:
+    return local_invoke.invoke(
+        "writer",
+        event,
+        build_dir=build,
+        mount_root=build.parent / "s3data",
+        env_file=build.parent / "env.json",
+    )
+
+
+def test_environment_follows_sam_precedence_then_local_settings(
+    local_invoke: ModuleType, fake_build: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_PROFILE", "someone-real")
+    result = run(local_invoke, fake_build, {})
+    assert result.ok, result.logs
+    assert result.payload["env"] == {
+        "MOUNT_ROOT": str((fake_build.parent / "s3data").resolve()),
+        "REQUIRE_MOUNT": "false",
+        "FROM_TEMPLATE": "template",
+        "OVERRIDDEN": "function",
+        "FROM_PARAMETERS": "parameters",
+        "UNDECLARED": None,
+        "AWS_LAMBDA_FUNCTION_TIMEOUT": "2",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+        "AWS_ACCESS_KEY_ID": "local-invoke-fake",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        "AWS_PROFILE": None,
+    }
+    assert (fake_build.parent / "s3data").is_dir()
+
+
+def test_a_timeout_is_a_failure(local_invoke: ModuleType, fake_build: Path) -> None:
+    result = run(local_invoke, fake_build, {"sleep": 5})
+    assert not result.ok
+    assert result.function_error
+    assert "timed out" in str(result.payload)
+
+
+def test_an_exception_is_a_failure_with_the_logs(local_invoke: ModuleType, fake_build: Path) -> None:
+    result = run(local_invoke, fake_build, {"raise": "broken on purpose"})
+    assert not result.ok
+    assert result.function_error
+    assert result.payload["errorType"] == "ValueError"
+    assert "broken on purpose" in result.logs
+
+
+def test_invokes_can_run_side_by_side(local_invoke: ModuleType, fake_build: Path) -> None:
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda _: run(local_invoke, fake_build, {"sleep": 0.5}), range(3)))
+    assert [result.ok for result in results] == [True, True, True], [r.logs for r in results]
