@@ -1,11 +1,18 @@
-"""Suite-wide guards: no test may reach real AWS."""
+"""Suite-wide guards (no test may reach real AWS) and the handler fixtures the test folders share."""
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-# Set at import time, before any test module creates a boto3 client: fake credentials and a
-# region, and no shared config files, so nothing can pick up a developer's real account.
+import pytest
+from lambda_support import FakeContext, load_handler
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+# Set at import time, before any test module creates a boto3 client or imports a handler: fake
+# credentials and a region, and no shared config files, so nothing can pick up a real account.
 for _key, _value in {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -22,3 +29,23 @@ for _key, _value in {
 }.items():
     os.environ[_key] = _value
 os.environ.pop("AWS_PROFILE", None)
+
+
+@pytest.fixture(scope="session")
+def writer() -> ModuleType:
+    return load_handler("writer")
+
+
+@pytest.fixture(scope="session")
+def reader() -> ModuleType:
+    return load_handler("reader")
+
+
+@pytest.fixture(scope="session")
+def janitor() -> ModuleType:
+    return load_handler("janitor")
+
+
+@pytest.fixture
+def context() -> FakeContext:
+    return FakeContext()

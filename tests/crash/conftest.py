@@ -1,11 +1,10 @@
-"""Crash test fixtures: the real handlers, loaded by path, over a tmp mount root."""
+"""Crash test fixtures: a tmp mount root (the handlers come from tests/conftest.py)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 import pytest
-from crash_support import FakeContext, load_handler
 
 from s3files_store import mount
 from s3files_store.config import get_config
@@ -13,22 +12,6 @@ from s3files_store.config import get_config
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
-    from types import ModuleType
-
-
-@pytest.fixture(scope="session")
-def writer() -> ModuleType:
-    return load_handler("writer")
-
-
-@pytest.fixture(scope="session")
-def reader() -> ModuleType:
-    return load_handler("reader")
-
-
-@pytest.fixture(scope="session")
-def janitor() -> ModuleType:
-    return load_handler("janitor")
 
 
 @pytest.fixture
@@ -43,8 +26,3 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     yield directory
     get_config.cache_clear()
     mount.invalidate()
-
-
-@pytest.fixture
-def context() -> FakeContext:
-    return FakeContext()

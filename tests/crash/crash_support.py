@@ -8,46 +8,17 @@ Lambda would, with the environment it inherited.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import logging
 import os
 import random
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from types import ModuleType
 
-FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 KIB, MIB = 1024, 1024 * 1024
-
-
-@dataclass
-class FakeContext:
-    """The LambdaContext attributes the handlers and Powertools use."""
-
-    aws_request_id: str = "0b8e7c1a-2f4d-4c3b-9a8e-crash0000000"
-    function_name: str = "crash-test"
-    function_version: str = "$LATEST"
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:crash-test"
-    memory_limit_in_mb: int = 512
-    log_group_name: str = "/aws/lambda/crash-test"
-    log_stream_name: str = "2026/11/27/[$LATEST]crash"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
-
-
-def load_handler(name: str) -> ModuleType:
-    """Import functions/<name>/app.py under a unique module name (all three files are app.py)."""
-    spec = importlib.util.spec_from_file_location(f"crash_{name}_app", FUNCTIONS / name / "app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def payload(doc_id: str, variant: int = 0, sizes: tuple[int, ...] = (KIB,)) -> dict[str, Any]:

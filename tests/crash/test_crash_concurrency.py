@@ -8,7 +8,8 @@ import os
 from typing import TYPE_CHECKING
 
 import pytest
-from crash_support import KIB, FakeContext, documents, fork_worker, payload
+from crash_support import KIB, documents, fork_worker, payload
+from lambda_support import FakeContext
 
 if TYPE_CHECKING:
     from pathlib import Path

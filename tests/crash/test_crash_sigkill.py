@@ -17,7 +17,8 @@ import time
 from typing import TYPE_CHECKING
 
 import pytest
-from crash_support import KIB, MIB, FakeContext, documents, fork_worker, payload
+from crash_support import KIB, MIB, documents, fork_worker, payload
+from lambda_support import FakeContext
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from types import ModuleType
 
-    from tests.functions.conftest import FakeContext
+    from lambda_support import FakeContext
 
 
 def orphan(root: Path, name: str, age_seconds: float) -> Path:

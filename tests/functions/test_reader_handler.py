@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from types import ModuleType
 
-    from tests.functions.conftest import FakeContext
+    from lambda_support import FakeContext
 
 
 def test_reads_what_the_writer_committed(

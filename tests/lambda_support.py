@@ -1,0 +1,39 @@
+"""What the handler tests share: a fake Lambda context and loading functions/<name>/app.py by path."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+FUNCTIONS = Path(__file__).resolve().parents[1] / "functions"
+
+
+@dataclass
+class FakeContext:
+    """The LambdaContext attributes the handlers and Powertools use."""
+
+    aws_request_id: str = "8c5a9b2e-1f3d-4d8a-9c1e-0123456789ab"
+    function_name: str = "test-function"
+    function_version: str = "$LATEST"
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
+    memory_limit_in_mb: int = 512
+    log_group_name: str = "/aws/lambda/test-function"
+    log_stream_name: str = "2026/11/27/[$LATEST]0123"
+    remaining_ms: int = 30_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def load_handler(name: str) -> ModuleType:
+    """Import functions/<name>/app.py under a unique module name (all three files are app.py)."""
+    spec = importlib.util.spec_from_file_location(f"{name}_app", FUNCTIONS / name / "app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
