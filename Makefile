@@ -40,8 +40,12 @@ $(VENV)/.stamp: requirements-dev.txt
 
 venv: $(VENV)/.stamp .venv-checkov/.stamp
 
+# sam build ships no bytecode and /opt is read-only in Lambda, so every cold start would compile
+# Powertools (about 80 ms against 35 ms): compile it here; unchecked-hash .pyc never go stale in a
+# package that is rebuilt on every change.
 build: $(VENV)/.stamp
 	sam build --cached --parallel
+	$(PY) -m compileall -q -j 0 --invalidation-mode unchecked-hash .aws-sam/build
 
 invoke: build
 	$(PY) scripts/local_invoke.py --function $(FUNCTION) --event $(EVENT)

@@ -122,10 +122,13 @@ def env_file_vars(env_file: Path | None, logical_id: str) -> dict[str, str]:
     return {k: str(v) for k, v in {**data.get("Parameters", {}), **data.get(logical_id, {})}.items()}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """Distinct free loopback ports: all sockets stay bound until every port is chosen."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
 
 
 def wait_for_port(port: int, proc: subprocess.Popen[bytes], log: IO[bytes]) -> None:
@@ -135,7 +138,7 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], log: IO[bytes]) -> N
             raise SetupError(f"the emulator exited with status {proc.returncode}; its log:\n{read_log(log)}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
             return
-        time.sleep(0.05)
+        time.sleep(0.01)
     raise SetupError(
         f"the emulator did not listen on 127.0.0.1:{port} within {START_TIMEOUT_SECONDS:.0f}s "
         f"(is the machine overloaded?); its log:\n{read_log(log)}"
@@ -188,6 +191,8 @@ def invoke(
         **{name: str(value) for name, value in values.items() if isinstance(value, str | int | float)},
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LANG": "C.UTF-8",
+        # Like Lambda's read-only /var/task and /opt: never write __pycache__ into the build.
+        "PYTHONDONTWRITEBYTECODE": "1",
         "TZ": ":UTC",
         "PYTHONPATH": os.pathsep.join([str(code_dir), str(layer_dir)]),
         "LAMBDA_TASK_ROOT": str(code_dir),
@@ -205,10 +210,10 @@ def invoke(
         "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
         "AWS_EC2_METADATA_DISABLED": "true",
     }
-    port = free_port()
     # The Runtime API port must be free too (default 9001), so that invokes can run side by side.
+    port, runtime_api_port = free_ports(2)
     command = [str(rie), "--runtime-interface-emulator-address", f"127.0.0.1:{port}"]
-    command += ["--runtime-api-address", f"127.0.0.1:{free_port()}"]
+    command += ["--runtime-api-address", f"127.0.0.1:{runtime_api_port}"]
     command += [sys.executable, "-m", "awslambdaric", handler]
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(command, cwd=code_dir, env=env, stdout=log, stderr=subprocess.STDOUT)

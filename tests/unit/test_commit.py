@@ -97,8 +97,8 @@ def test_warm_commit_uses_no_stat_and_no_mkdir(tmp_path: Path, monkeypatch: pyte
         monkeypatch.setattr(os, name, recording(name))
     commit(tmp_path, KEY, NEW)
     monkeypatch.undo()
-    # One file fsync, one rename, then the final and staging directory fsyncs; nothing else.
-    assert calls == ["fsync", "rename", "fsync", "fsync"]
+    # One file fsync, one rename, then the final directory fsync; nothing else.
+    assert calls == ["fsync", "rename", "fsync"]
     assert (tmp_path / KEY).read_bytes() == NEW
 
 

@@ -7,7 +7,8 @@ at most one orphan ``.staging/<uuid4hex>.tmp`` that the janitor removes. On fail
 file is removed and :class:`StorageError` names the condition (ENOSPC, EROFS, EIO, ...).
 
 Protocol (S3 Files bills each metadata operation >= 4 KiB, so the hot path has exactly three:
-create, fsync, rename; directory fsyncs send no RPC on the Linux NFS client):
+create, fsync, rename; the Linux NFS client answers a directory fsync locally, since every NFS
+directory operation is already synchronous on the server):
 
 1. ``open(.staging/<hex>.tmp, O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC, 0o640)``;
    ``mkdir .staging`` only when that fails with ENOENT (once per file system).
@@ -16,7 +17,9 @@ create, fsync, rename; directory fsyncs send no RPC on the Linux NFS client):
    the staging file still present the parent directories are missing (first commit of the day):
    create them, fsync their parents, rename again. On ENOENT with the staging file gone, the
    reply of a retransmitted NFS rename was lost: success if the final file holds our bytes.
-4. ``fsync`` the final directory and the staging directory.
+4. ``fsync`` the final directory, which makes the rename durable on local file systems too. The
+   staging directory is not fsynced: if its entry's removal were lost, the crash would leave
+   an orphan that the janitor removes, never a partial final file.
 
 Example:
     >>> result = commit(Path("/mnt/s3data"), "documents/2026/11/27/a.json", b"{}")
@@ -34,8 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from s3files_store.exceptions import StorageError
+from s3files_store.keys import STAGING_DIR
 
-STAGING_DIR = ".staging"
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
@@ -56,14 +59,12 @@ def commit(root: Path, relative: Path | str, data: bytes) -> CommitResult:
     if key.is_absolute() or ".." in key.parts or not key.parts or key.parts[0] == STAGING_DIR:
         raise ValueError(f"commit() needs a key relative to the root, outside {STAGING_DIR}; got {key}")
     final = root / key
-    staging_dir = root / STAGING_DIR
-    staging = staging_dir / f"{uuid.uuid4().hex}.tmp"
+    staging = root / STAGING_DIR / f"{uuid.uuid4().hex}.tmp"
     digest = hashlib.sha256(data).hexdigest()
     try:
         _write_staging(staging, data)
         _rename(root, staging, final, len(data), digest)
         _fsync_dir(final.parent)
-        _fsync_dir(staging_dir)
     except OSError as exc:
         _discard(staging)
         raise StorageError.from_os_error(exc, f"commit of {key}") from exc

@@ -19,8 +19,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from s3files_store.commit import STAGING_DIR
 from s3files_store.exceptions import StorageError
+from s3files_store.keys import STAGING_DIR
 
 if TYPE_CHECKING:
     from pathlib import Path

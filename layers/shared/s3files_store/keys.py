@@ -15,12 +15,13 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from s3files_store.commit import STAGING_DIR
 from s3files_store.exceptions import InvalidRequestError
 
 if TYPE_CHECKING:
     from datetime import datetime
 
+# Where commits stage their files; never a document key, never listed, swept by the janitor.
+STAGING_DIR = ".staging"
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 # Key segments: what the writer produces (prefix segments, dates, "<id>.json"). No segment may
 # start with "." so ".staging", ".s3files-lost+found-*", "." and ".." are all unreachable.
