@@ -20,6 +20,7 @@ STACK ?=
 help:
 	@echo "make invoke [FUNCTION=writer] [EVENT=events/writer.json]  build, then invoke locally (no Docker)"
 	@echo "make test                                              lint, template checks, unit/crash/e2e tests"
+	@echo "make build                                             sam build, plus the .pyc sam build leaves out"
 	@echo "make bench | deploy [ENV=prod] | delete [ENV=prod] | publish ARGS=\"--s3-bucket B\""
 	@echo "make verify STACK=... [ARGS=\"--wait-seconds 900 --region eu-west-1\"] | preflight ARGS=\"--vpc-id .. --subnet-ids a,b\""
 

@@ -1,0 +1,305 @@
+"""Benchmark of the S3 Files Lambda functions: every figure is a ratio against a floor measured
+side by side in the same run (so it holds on a noisy machine).
+
+Usage: .venv/bin/python bench/run.py [--quick] [--source] [--build-dir .aws-sam/build]
+
+Prints markdown tables (for the README "Performance" section) and writes bench/results.json.
+Uses the `sam build` output when present (what gets deployed), else the source tree (--source forces it).
+Floors: a bare handler importing json, os and uuid (start-up), the minimal open/write/fsync/rename/
+fsync-dir commit of bytes of the same length in the same directory (latency, throughput, syscalls).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import coldstart
+import latency
+import syscalls
+from harness import REPO, Code, Writer
+
+FULL = {
+    "import_runs": 30,
+    "rie_runs": 7,
+    "rounds": {"1 KiB": 600, "64 KiB": 400, "1 MiB": 200, "6 MiB": 60},
+    "tput_seconds": 1.0,
+    "tput_pairs": 7,
+    "strace_commits": 100,
+}
+QUICK = {
+    "import_runs": 8,
+    "rie_runs": 3,
+    "rounds": {"1 KiB": 100, "64 KiB": 60, "1 MiB": 30, "6 MiB": 10},
+    "tput_seconds": 0.5,
+    "tput_pairs": 3,
+    "strace_commits": 20,
+}
+PROCESSES = (1, 2, 4, 8)
+TARGETS = {"import": 1.5, "1 KiB": 1.10, "1 MiB": 1.05}
+
+
+def machine(directory: Path) -> dict[str, Any]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mounts = [line.split() for line in Path("/proc/mounts").read_text().splitlines()]
+    resolved = str(directory.resolve())
+    best = max((m for m in mounts if resolved.startswith(m[1])), key=lambda m: len(m[1]))
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "fs": best[2]}
+
+
+def zipped_kib(directory: Path) -> float | None:
+    """Size of `directory` zipped (deflate, in memory) as Lambda would receive it."""
+    if not directory.is_dir():
+        return None
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(directory.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(directory))
+    return buffer.tell() / 1024
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+def _row(*cells: str) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _verdict(value: float, target: float | None, op: str = "<=") -> str:
+    if target is None:
+        return ""
+    met = value < target if op == "<" else value <= target
+    return f"{op} {target}x: " + ("yes" if met else "**no**")
+
+
+def _startup_rows(results: dict[str, Any]) -> list[str]:
+    rows = []
+    for mode, imports in results["imports"].items():
+        budget = imports["bare+powertools"]["p50"]
+        rows += [
+            _row(f"Import, {mode}: bare handler (json, os, uuid)", _ms(imports["bare"]["p50"]), "", "", ""),
+            _row(
+                f"Import, {mode}: Powertools Logger+Metrics alone",
+                _ms(imports["powertools"]["p50"]),
+                "",
+                "",
+                "",
+            ),
+        ]
+        for name in ("writer", "reader", "janitor"):
+            r = imports[name]["ratio_vs_bare_plus_powertools"]
+            rows.append(
+                _row(
+                    f"Import, {mode}: {name} app.py vs bare+Powertools",
+                    _ms(imports[name]["p50"]),
+                    _ms(budget),
+                    f"{r:.2f}x",
+                    _verdict(r, TARGETS["import"], "<"),
+                )
+            )
+    rie = results.get("rie", {})
+    for name in (n for n in ("writer", "reader", "janitor", f"writer {coldstart.WITHOUT_PYC}") if n in rie):
+        rows.append(
+            _row(
+                f"First invoke via RIE: {name} vs bare handler",
+                _ms(rie[name]["p50"]),
+                _ms(rie["bare"]["p50"]),
+                f"{rie[name]['ratio_vs_bare']:.2f}x",
+                "",
+            )
+        )
+    return rows
+
+
+def _commit_rows(results: dict[str, Any]) -> list[str]:
+    rows = []
+    for label, r in results["latency"].items():
+        floor = r["floor"]
+        rows += [
+            _row(
+                f"Commit {label} p50, writer handler",
+                _ms(r["writer"]["p50"]),
+                _ms(floor["p50"]),
+                f"{r['writer_ratio_p50']:.2f}x (paired {r['writer_ratio_paired']:.2f}x)",
+                _verdict(r["writer_ratio_p50"], TARGETS.get(label)),
+            ),
+            _row(
+                f"Commit {label} p50, commit() only",
+                _ms(r["commit"]["p50"]),
+                _ms(floor["p50"]),
+                f"{r['commit_ratio_p50']:.2f}x (paired {r['commit_ratio_paired']:.2f}x)",
+                "",
+            ),
+            _row(
+                f"Commit {label} p99, writer handler (n={r['rounds']})",
+                _ms(r["writer"]["p99"]),
+                _ms(floor["p99"]),
+                f"{r['writer_ratio_p99']:.2f}x",
+                "",
+            ),
+        ]
+    for processes, r in results["throughput"].items():
+        rows.append(
+            _row(
+                f"Throughput 1 KiB, {processes} process(es) (higher is better)",
+                f"{r['writer']:.0f} commits/s",
+                f"{r['floor']:.0f} commits/s",
+                f"{r['ratio']:.2f}x",
+                "",
+            )
+        )
+    return rows
+
+
+def _syscall_rows(trace: dict[str, Any]) -> list[str]:
+    floor = trace["floor"]
+    rows = []
+    for mode in ("writer", "commit"):
+        w = trace[mode]
+        rows.append(
+            _row(
+                f"Syscalls per 1 KiB commit, {mode} (on mount / all)",
+                f"{sum(w['on_mount_per_commit'].values()):.0f} / {w['syscalls_per_commit']:.0f}",
+                f"{sum(floor['on_mount_per_commit'].values()):.0f} / {floor['syscalls_per_commit']:.0f}",
+                "",
+                "",
+            )
+        )
+    for model in ("nfs", "syscall", "upper"):
+        w, f = trace["writer"]["billed_kib_per_commit"][model], floor["billed_kib_per_commit"][model]
+        rows.append(
+            _row(
+                f"Billed KiB per 1 KiB document ({model} model)", f"{w:.0f}", f"{f:.0f}", f"{w / f:.2f}x", ""
+            )
+        )
+    return rows
+
+
+def report(results: dict[str, Any]) -> str:
+    m, trace = results["machine"], results["syscalls"]
+    lines = [
+        f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, temp dir on {m['fs']}; "
+        f"code: {results['code']}; {results['mode']} run.",
+        "",
+        _row("Measure", "Candidate", "Floor", "Ratio", "Target"),
+        _row("---", "---", "---", "---", "---"),
+        *_startup_rows(results),
+        *_commit_rows(results),
+        *([] if "skipped" in trace else _syscall_rows(trace)),
+        "",
+        "Ratios are candidate/floor from the same run; commit rows also give the median of same-round "
+        "ratios (paired), which ignores the disk's slow and fast phases.",
+        "",
+        _row("Package (zipped, deflate)", "KiB"),
+        _row("---", "---"),
+    ]
+    lines += [
+        _row(name, "not built" if kib is None else f"{kib:.1f}") for name, kib in results["sizes"].items()
+    ]
+    if "skipped" not in trace:
+        lines += [
+            "",
+            "Billing models (S3 Files: data op >= 32 KiB, metadata op >= 4 KiB): nfs = create, rename, file "
+            "fsync, unlink, mkdir, chmod (a directory fsync sends no NFS RPC); syscall = every fsync too; "
+            "upper = also every lookup (stat, access, open without O_CREAT) at 4 KiB.",
+            "",
+            "Metadata operations per 1 KiB commit (the floor does 1 create, 1 rename, 2 fsync):",
+        ]
+        for mode in ("writer", "commit", "floor"):
+            extra = trace["extra_metadata_vs_floor"].get(mode)
+            lines.append(
+                f"- {mode}: {json.dumps(trace[mode]['metadata_per_commit'])}"
+                + ("" if extra is None else f"; beyond the floor: {json.dumps(extra) if extra else 'none'}")
+            )
+    lines += [
+        "",
+        "Modules the handlers import beyond bare+Powertools (as built; own time in us):",
+    ]
+    lines += [
+        f"- {name}: {e['modules']} modules, {e['us'] / 1000:.1f} ms; biggest: {json.dumps(e['by_own_time'])}"
+        for name, e in results["extra_imports"].items()
+    ]
+    return "\n".join(lines)
+
+
+def measure(code: Code, build_dir: Path, settings: dict[str, Any], work: Path) -> dict[str, Any]:
+    """Every measurement, in a scratch directory `work` (its "mnt" plays MOUNT_ROOT)."""
+    root = work / "mnt"
+    root.mkdir()
+    # Lambda cannot write bytecode into /opt or /var/task: what the build ships is all it gets.
+    pyc = sum(1 for directory in (*code.functions.values(), code.layer) for _ in directory.rglob("*.pyc"))
+    # A build without .pyc (plain `sam build`) is its own "without .pyc" variant: nothing to compare.
+    note = (
+        f"{pyc} .pyc files" if pyc or not code.built else f"no .pyc files: as built = {coldstart.WITHOUT_PYC}"
+    )
+    results: dict[str, Any] = {"machine": machine(root), "code": f"{code.origin} ({note})", "pyc_files": pyc}
+    bare = coldstart.write_bare_handler(work / "bare", compiled=pyc > 0)
+    plain = coldstart.plain_copy(code, bare, work / "plain") if code.built and pyc else None
+    variants = {"as built": (code, bare)} | ({coldstart.WITHOUT_PYC: plain} if plain else {})
+    print(f"[bench] {code.origin}: import times...", file=sys.stderr)
+    results["imports"] = coldstart.import_times(variants, root, settings["import_runs"])
+    results["extra_imports"] = coldstart.extra_imports(variants["as built"], root)
+    if code.built:
+        print("[bench] first invocations through the RIE...", file=sys.stderr)
+        invokers = coldstart.rie_invokers(build_dir, bare, plain[0] if plain else None, root, work)
+        results["rie"] = coldstart.first_invokes(invokers, settings["rie_runs"])
+    writer = Writer(code.functions["writer"], code.layer, root)
+    print("[bench] commit latency...", file=sys.stderr)
+    results["latency"] = latency.commit_latency(writer, settings["rounds"])
+    print("[bench] throughput...", file=sys.stderr)
+    results["throughput"] = latency.throughput(
+        writer, PROCESSES, settings["tput_seconds"], settings["tput_pairs"]
+    )
+    print("[bench] syscalls under strace...", file=sys.stderr)
+    results["syscalls"] = syscalls.compare(
+        code.functions["writer"], code.layer, root, latency.KIB, settings["strace_commits"]
+    )
+    names = ("WriterFunction", "ReaderFunction", "JanitorFunction", "SharedLayer")
+    results["sizes"] = {name: zipped_kib(build_dir / name) for name in names}
+    if plain:
+        results["sizes"]["SharedLayer without .pyc"] = zipped_kib(work / "plain" / "SharedLayer")
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="about one minute instead of about five")
+    parser.add_argument("--source", action="store_true", help="benchmark the source tree, not the build")
+    parser.add_argument("--build-dir", type=Path, default=REPO / ".aws-sam" / "build")
+    parser.add_argument("--output", type=Path, default=REPO / "bench" / "results.json")
+    args = parser.parse_args()
+    # Never write __pycache__ into the build output: it would change what gets deployed and measured.
+    sys.dont_write_bytecode = True
+    code = Code.locate(args.build_dir, args.source)
+    (REPO / ".local").mkdir(exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-", dir=REPO / ".local"))
+    try:
+        results = measure(code, args.build_dir, QUICK if args.quick else FULL, work)
+    finally:
+        shutil.rmtree(work)
+    results["mode"] = "quick" if args.quick else "full"
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print(report(results))
+    print(f"\n(full results: {args.output})", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
