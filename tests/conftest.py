@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING
 import pytest
 from lambda_support import FakeContext, load_handler
 
+from s3files_store import mount
+from s3files_store.config import get_config
+
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
     from types import ModuleType
 
 # Set at import time, before any test module creates a boto3 client or imports a handler: fake
@@ -49,3 +54,20 @@ def janitor() -> ModuleType:
 @pytest.fixture
 def context() -> FakeContext:
     return FakeContext()
+
+
+@pytest.fixture
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The mount root, passed the way Lambda does: environment read by the handler at invoke time.
+
+    A subdirectory of tmp_path, so tests can prove nothing was written beside it.
+    """
+    directory = tmp_path / "s3data"
+    directory.mkdir()
+    monkeypatch.setenv("MOUNT_ROOT", str(directory))
+    monkeypatch.setenv("REQUIRE_MOUNT", "false")
+    get_config.cache_clear()
+    mount.invalidate()
+    yield directory
+    get_config.cache_clear()
+    mount.invalidate()

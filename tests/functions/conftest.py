@@ -1,4 +1,4 @@
-"""Handler test fixtures: a tmp mount root and captured stdout (handlers and context: tests/conftest.py)."""
+"""Handler test fixtures: captured stdout (handlers, context and mount root: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,25 +7,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from s3files_store import mount
-from s3files_store.config import get_config
 from s3files_store.observability import logger
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-    from pathlib import Path
-
-
-@pytest.fixture
-def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """The mount root, set through the environment the way Lambda does, read at invoke time."""
-    monkeypatch.setenv("MOUNT_ROOT", str(tmp_path))
-    monkeypatch.setenv("REQUIRE_MOUNT", "false")
-    get_config.cache_clear()
-    mount.invalidate()
-    yield tmp_path
-    get_config.cache_clear()
-    mount.invalidate()
+    from collections.abc import Callable
 
 
 class _CurrentStdout:
