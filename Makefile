@@ -54,6 +54,8 @@ invoke: build
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	MYPYPATH=layers/shared $(VENV)/bin/mypy --strict layers/shared/s3files_store
+	for f in functions/*/app.py; do MYPYPATH=layers/shared $(VENV)/bin/mypy --strict "$$f" || exit 1; done
 
 test: venv lint
 	$(PY) -m pytest

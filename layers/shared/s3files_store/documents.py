@@ -107,6 +107,8 @@ def list_documents(
         raise InvalidRequestError(f"limit must be an integer from 1 to {MAX_LIMIT}; got {limit!r}")
     after = None if cursor is None else validate_key(cursor, "cursor")
     mount.check_mount(config, need_write=False)
+    start: Path
+    parts: tuple[str, ...]
     if prefix == "":
         start, parts = config.mount_root, ()
     else:
