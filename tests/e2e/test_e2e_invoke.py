@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from s3files_store.commit import commit
+
 if TYPE_CHECKING:
     from types import ModuleType
 
@@ -111,6 +113,19 @@ def test_reader_get_reads_what_the_writer_committed(invoke: Any, mount_root: Pat
     result = invoke("reader", {**sample, "key": key})
     assert result.ok, (result.payload, result.logs)
     assert result.payload == {"statusCode": 200, "key": key, "document": written}
+
+
+def test_reader_get_sample_as_is_reads_the_document_committed_on_its_day(
+    invoke: Any, mount_root: Path
+) -> None:
+    written = load_event("writer-with-id.json")
+    sample = load_event("reader-get.json")
+    # What writer-with-id.json committed on the sample's day, through the same commit path.
+    mount_root.mkdir(parents=True, exist_ok=True)
+    commit(mount_root, sample["key"], json.dumps(written, separators=(",", ":")).encode())
+    result = invoke("reader", sample)
+    assert result.ok, (result.payload, result.logs)
+    assert result.payload == {"statusCode": 200, "key": sample["key"], "document": written}
 
 
 def test_reader_get_of_a_missing_key_is_404(invoke: Any) -> None:
