@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib.util
 import json
 import os
@@ -89,12 +90,10 @@ def find_rie() -> Path:
 
 def function_settings(build_dir: Path, logical_id: str) -> tuple[str, int, int, dict[str, Any]]:
     """Read handler, timeout, memory and declared env vars of `logical_id` from the built template."""
-    from samcli.yamlhelper import yaml_parse
-
     template_path = build_dir / "template.yaml"
     if not (build_dir / logical_id).is_dir() or not template_path.is_file():
         raise SetupError(f"{build_dir / logical_id} is missing: run `make build` (sam build) first.")
-    template = yaml_parse(template_path.read_text())
+    template = _parse_template(template_path, template_path.stat().st_mtime_ns)
     defaults = template.get("Globals", {}).get("Function", {})
     props = {**defaults, **template["Resources"][logical_id].get("Properties", {})}
     variables = {
@@ -107,6 +106,14 @@ def function_settings(build_dir: Path, logical_id: str) -> tuple[str, int, int, 
 
     handler = props.get("Handler") if isinstance(props.get("Handler"), str) else "app.handler"
     return handler, number("Timeout", 3), number("MemorySize", 128), variables
+
+
+@functools.cache
+def _parse_template(path: Path, mtime_ns: int) -> dict[str, Any]:
+    """The built template, parsed once per build (``mtime_ns`` changes when sam build rewrites it)."""
+    from samcli.yamlhelper import yaml_parse
+
+    return yaml_parse(path.read_text())
 
 
 def env_file_vars(env_file: Path | None, logical_id: str) -> dict[str, str]:

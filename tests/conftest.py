@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from lambda_support import FakeContext, load_handler
+from lambda_support import REPO, FakeContext, load_handler
 
 from s3files_store import mount
 from s3files_store.config import get_config
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
     from types import ModuleType
 
 # Set at import time, before any test module creates a boto3 client or imports a handler: fake
@@ -34,6 +37,34 @@ for _key, _value in {
 }.items():
     os.environ[_key] = _value
 os.environ.pop("AWS_PROFILE", None)
+
+
+@pytest.fixture(scope="session")
+def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One `sam build` per session (template and e2e tests share it), of a clean copy of the
+    application: the repository's .aws-sam/, caches and samconfig.toml play no part.
+    """
+    app = tmp_path_factory.mktemp("app")
+    shutil.copy2(REPO / "template.yaml", app / "template.yaml")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
+    for directory in ("functions", "layers"):
+        shutil.copytree(REPO / directory, app / directory, ignore=ignore)
+    # sam build needs the runtime's exact Python (python3.13) on PATH.
+    candidates = [Path(sys.executable).parent, Path(sys.base_prefix) / "bin"]
+    python313 = [str(d) for d in candidates if (d / "python3.13").exists()]
+    if not python313:
+        pytest.fail(f"python3.13 not found in {candidates}: install it with `pyenv install 3.13.0`")
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "sam"), "build", "--parallel", "--build-dir", str(app / "build")],
+        cwd=app,
+        env=os.environ | {"PATH": os.pathsep.join([*python313, os.environ["PATH"]])},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, f"sam build failed:\n{result.stdout}\n{result.stderr}"
+    return app / "build"
 
 
 @pytest.fixture(scope="session")

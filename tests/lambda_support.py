@@ -1,8 +1,9 @@
-"""What the handler tests share: a fake Lambda context and loading functions/<name>/app.py by path."""
+"""What the test folders share: a fake Lambda context, and loading repository files by path."""
 
 from __future__ import annotations
 
 import importlib.util
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from types import ModuleType
 
-FUNCTIONS = Path(__file__).resolve().parents[1] / "functions"
+REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -30,10 +31,17 @@ class FakeContext:
         return self.remaining_ms
 
 
-def load_handler(name: str) -> ModuleType:
-    """Import functions/<name>/app.py under a unique module name (all three files are app.py)."""
-    spec = importlib.util.spec_from_file_location(f"{name}_app", FUNCTIONS / name / "app.py")
+def load_module(name: str, path: Path) -> ModuleType:
+    """Import the file at ``path`` as module ``name`` (handlers and scripts are not packages)."""
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    # dataclasses look their module up in sys.modules while the class is created.
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def load_handler(name: str) -> ModuleType:
+    """functions/<name>/app.py under a unique module name (all three files are app.py)."""
+    return load_module(f"{name}_app", REPO / "functions" / name / "app.py")

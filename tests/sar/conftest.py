@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from lambda_support import load_module
 from samcli.yamlhelper import yaml_dump, yaml_parse
 
 if TYPE_CHECKING:
@@ -18,12 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def sar() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("sar", ROOT / "scripts" / "sar.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["sar"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_module("sar", ROOT / "scripts" / "sar.py")
 
 
 @pytest.fixture(scope="session")

@@ -1,49 +1,15 @@
-"""`sam build` of a clean copy of the application: the layer lands where Lambda looks for it."""
+"""`sam build` of a clean copy of the application (tests/conftest.py): the layer lands where Lambda looks."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from template_model import REPO
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 FUNCTIONS = ("WriterFunction", "ReaderFunction", "JanitorFunction")
-
-
-def _python313_dirs() -> list[str]:
-    """Directories holding python3.13: sam build needs the runtime's exact Python on PATH."""
-    candidates = [Path(sys.base_prefix) / "bin", Path(sys.executable).parent]
-    found = [str(d) for d in candidates if (d / "python3.13").exists()]
-    if not found:
-        pytest.fail(f"python3.13 not found in {candidates}: install it with `pyenv install 3.13.0`")
-    return found
-
-
-@pytest.fixture(scope="session")
-def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One `sam build` per session, from a copy without caches or earlier build output."""
-    app = tmp_path_factory.mktemp("app")
-    shutil.copy2(REPO / "template.yaml", app / "template.yaml")
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
-    for directory in ("functions", "layers"):
-        shutil.copytree(REPO / directory, app / directory, ignore=ignore)
-    built = app / "build"
-    path = os.pathsep.join([str(Path(sys.executable).parent), *_python313_dirs(), os.environ.get("PATH", "")])
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "sam"), "build", "--parallel", "--build-dir", str(built)],
-        cwd=app,
-        env=os.environ | {"PATH": path, "SAM_CLI_TELEMETRY": "0"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return built
 
 
 def test_layer_package_is_under_python(build_dir: Path) -> None:
