@@ -8,13 +8,14 @@ Response: ``{"statusCode": 200, "removed", "kept", "errors", "truncated"}``; 400
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from s3files_store.config import get_config
-from s3files_store.exceptions import StoreError
-from s3files_store.janitor import sweep
+from s3files_store.exceptions import InvalidRequestError, StoreError
+from s3files_store.janitor import older_than_seconds, sweep
 from s3files_store.mount import check_mount
 from s3files_store.observability import logger, metrics
 
@@ -26,14 +27,12 @@ if TYPE_CHECKING:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     config = get_config()
-    older_than = event.get("older_than_seconds") if isinstance(event, dict) else None
-    if older_than is None:
-        older_than = config.staging_max_age_seconds
-    elif isinstance(older_than, bool) or not isinstance(older_than, int) or older_than <= 0:
-        error = f"older_than_seconds must be an integer > 0; got {older_than!r}"
-        logger.warning("request refused", extra={"error": error})
+    try:
+        older_than = older_than_seconds(event, config.staging_max_age_seconds)
+    except InvalidRequestError as exc:
+        logger.warning("request refused", extra={"error": str(exc)})
         metrics.add_metric(name="RejectedRequests", unit=MetricUnit.Count, value=1)
-        return {"statusCode": 400, "error": error}
+        return {"statusCode": 400, "error": str(exc)}
     try:
         check_mount(config, need_write=True)
         result = sweep(config.mount_root, older_than, config.janitor_max_deletions)
@@ -42,19 +41,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.exception("sweep failed")
         raise
     metrics.add_metric(name="StagingFilesRemoved", unit=MetricUnit.Count, value=result.removed)
-    logger.info(
-        "sweep finished",
-        extra={
-            "removed": result.removed,
-            "kept": result.kept,
-            "errors": result.errors,
-            "truncated": result.truncated,
-        },
-    )
-    return {
-        "statusCode": 200,
-        "removed": result.removed,
-        "kept": result.kept,
-        "errors": result.errors,
-        "truncated": result.truncated,
-    }
+    counts = asdict(result)
+    logger.info("sweep finished", extra=counts)
+    return {"statusCode": 200, **counts}

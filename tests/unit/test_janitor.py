@@ -5,8 +5,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from s3files_store.exceptions import StorageError
-from s3files_store.janitor import SweepResult, sweep
+from s3files_store.exceptions import InvalidRequestError, StorageError
+from s3files_store.janitor import SweepResult, older_than_seconds, sweep
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -109,3 +109,22 @@ def test_default_now_is_wall_clock(tmp_path: Path) -> None:
     path.write_text("x")
     os.utime(path, (1, 1))
     assert sweep(tmp_path, 900, 10).removed == 1
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        ({}, 900),
+        ({"detail-type": "Scheduled Event", "detail": {}}, 900),
+        ([], 900),
+        ({"older_than_seconds": 60}, 60),
+    ],
+)
+def test_older_than_seconds_from_the_event(event: object, expected: int) -> None:
+    assert older_than_seconds(event, default=900) == expected
+
+
+@pytest.mark.parametrize("value", [0, -5, 1.5, "60", True, [60]])
+def test_older_than_seconds_refuses_anything_but_a_positive_integer(value: object) -> None:
+    with pytest.raises(InvalidRequestError, match="older_than_seconds must be an integer > 0"):
+        older_than_seconds({"older_than_seconds": value}, default=900)

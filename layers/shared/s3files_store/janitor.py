@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from s3files_store.exceptions import StorageError
+from s3files_store.exceptions import InvalidRequestError, StorageError
 from s3files_store.keys import STAGING_DIR
 
 if TYPE_CHECKING:
@@ -34,6 +34,19 @@ class SweepResult:
     kept: int = 0
     errors: int = 0
     truncated: bool = False
+
+
+def older_than_seconds(event: object, default: int) -> int:
+    """The sweep age from ``event["older_than_seconds"]`` (an integer > 0), else ``default``.
+
+    A schedule event has no such field; anything else raises :class:`InvalidRequestError`.
+    """
+    value = event.get("older_than_seconds") if isinstance(event, dict) else None
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InvalidRequestError(f"older_than_seconds must be an integer > 0 (seconds); got {value!r}")
+    return value
 
 
 def sweep(root: Path, older_than_seconds: float, max_deletions: int, now: float | None = None) -> SweepResult:
