@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from lambda_support import REPO, FakeContext, load_handler
+from testkit import REPO, FakeContext, load_handler
 
 from s3files_store import mount
 from s3files_store.config import get_config

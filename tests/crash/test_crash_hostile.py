@@ -7,7 +7,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from lambda_support import FakeContext
+from testkit import FakeContext
 
 from s3files_store import mount
 from s3files_store.config import get_config

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from crash_support import KIB, MIB, documents, fork_worker, payload
-from lambda_support import FakeContext
+from testkit import FakeContext
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
-from lambda_support import REPO, load_module
+from testkit import REPO, load_module
 
 if TYPE_CHECKING:
     from pathlib import Path

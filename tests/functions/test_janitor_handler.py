@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from types import ModuleType
 
-    from lambda_support import FakeContext
+    from testkit import FakeContext
 
 
 def orphan(root: Path, name: str, age_seconds: float) -> Path:

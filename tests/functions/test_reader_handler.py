@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from types import ModuleType
 
-    from lambda_support import FakeContext
+    from testkit import FakeContext
 
 
 def test_reads_what_the_writer_committed(

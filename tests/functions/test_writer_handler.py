@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from types import ModuleType
 
-    from lambda_support import FakeContext
+    from testkit import FakeContext
 
 
 def emf_blobs(lines: list[str]) -> list[dict[str, Any]]:

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from lambda_support import load_module
 from samcli.yamlhelper import yaml_dump, yaml_parse
+from testkit import load_module
 
 if TYPE_CHECKING:
     from types import ModuleType

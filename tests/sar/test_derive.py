@@ -13,7 +13,7 @@ import botocore
 import pytest
 from cfnlint.api import lint
 from samcli.yamlhelper import yaml_dump, yaml_parse
-from samtranslator.translator.transform import transform
+from testkit import transform
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -66,11 +66,7 @@ def _differences(a: Any, b: Any, path: str = "") -> list[tuple[str, Any]]:
 
 
 def _transform(template: dict[str, Any]) -> dict[str, Any]:
-    class NoManagedPolicies:
-        def load(self) -> dict[str, str]:
-            return {}
-
-    return transform(copy.deepcopy(template), dict(PARAMETER_VALUES), NoManagedPolicies())
+    return transform(template, PARAMETER_VALUES)
 
 
 def test_every_resource_type_is_on_the_allowlist(sar: ModuleType, derived: dict, packaged: dict) -> None:

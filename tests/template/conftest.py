@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from template_model import MODES, load_sam_template, resolve, transform
+from template_model import MODES, load_sam_template, resolve
+from testkit import transform
 
 
 @pytest.fixture(scope="session")

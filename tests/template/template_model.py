@@ -1,11 +1,10 @@
 """Load, transform and resolve template.yaml offline, so checks can look at concrete CloudFormation.
 
-`transform(sam, overrides)` runs samtranslator in-process (no AWS calls: the managed policy map is
-empty, the code URIs are replaced by fake S3 URIs). `resolve(cfn, overrides)` then applies the
-conditions the way CloudFormation would for those parameter values: resources and outputs whose
-condition is false disappear, `Fn::If` picks its branch, `AWS::NoValue` vanishes, parameter `Ref`s
-become their values (also inside `Fn::Sub` strings), and `Fn::Join`/`Fn::Split`/`Fn::Select`/`Fn::Sub`
-over literals are computed.
+`transform(sam, overrides)` (tests/testkit.py) runs samtranslator in-process, offline.
+`resolve(cfn, overrides)` then applies the conditions the way CloudFormation would for those
+parameter values: resources and outputs whose condition is false disappear, `Fn::If` picks its
+branch, `AWS::NoValue` vanishes, parameter `Ref`s become their values (also inside `Fn::Sub`
+strings), and `Fn::Join`/`Fn::Split`/`Fn::Select`/`Fn::Sub` over literals are computed.
 Everything else (`Fn::GetAtt`, resource `Ref`s, pseudo parameters) stays as written.
 
 Example:
@@ -14,14 +13,11 @@ Example:
 
 from __future__ import annotations
 
-import copy
 import re
 from pathlib import Path
 from typing import Any
 
 from samcli.yamlhelper import yaml_parse
-from samtranslator.translator.managed_policy_translator import ManagedPolicyLoader
-from samtranslator.translator.transform import transform as sam_transform
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "template.yaml"
@@ -43,30 +39,9 @@ _NO_VALUE = object()
 _SUB_VARIABLE = re.compile(r"\$\{([^}!]+)\}")
 
 
-class _OfflinePolicyLoader(ManagedPolicyLoader):
-    """The template names no managed policy, so nothing has to be looked up in IAM."""
-
-    def __init__(self) -> None:
-        super().__init__(iam_client=None)  # type: ignore[arg-type]
-
-    def load(self) -> dict[str, str]:
-        return {}
-
-
 def load_sam_template(path: Path = TEMPLATE) -> dict[str, Any]:
     """The SAM template as plain dicts, short-form intrinsics expanded (`!Ref x` -> `{"Ref": "x"}`)."""
     return yaml_parse(path.read_text())
-
-
-def transform(sam: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]:
-    """samtranslator output for `sam` (a copy: the argument is left untouched)."""
-    fragment = copy.deepcopy(sam)
-    for resource in fragment["Resources"].values():
-        properties = resource.get("Properties", {})
-        for key in ("CodeUri", "ContentUri"):
-            if key in properties:
-                properties[key] = "s3://artifacts-bucket/artifact.zip"
-    return sam_transform(fragment, dict(overrides), _OfflinePolicyLoader())
 
 
 def parameter_values(template: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]:

@@ -1,12 +1,17 @@
-"""What the test folders share: a fake Lambda context, and loading repository files by path."""
+"""What the test folders share: a fake Lambda context, loading repository files by path, and the
+offline SAM transform."""
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from samtranslator.translator.managed_policy_translator import ManagedPolicyLoader
+from samtranslator.translator.transform import transform as sam_transform
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -45,3 +50,25 @@ def load_module(name: str, path: Path) -> ModuleType:
 def load_handler(name: str) -> ModuleType:
     """functions/<name>/app.py under a unique module name (all three files are app.py)."""
     return load_module(f"{name}_app", REPO / "functions" / name / "app.py")
+
+
+class _OfflinePolicyLoader(ManagedPolicyLoader):
+    """The templates name no managed policy, so nothing has to be looked up in IAM."""
+
+    def __init__(self) -> None:
+        super().__init__(iam_client=None)  # type: ignore[arg-type]
+
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+def transform(sam: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:
+    """samtranslator's CloudFormation for ``sam``, in-process and offline (the argument is untouched;
+    local code URIs become fake S3 URIs, as after `sam package`)."""
+    fragment = copy.deepcopy(sam)
+    for resource in fragment["Resources"].values():
+        properties = resource.get("Properties", {})
+        for key in ("CodeUri", "ContentUri"):
+            if isinstance(properties.get(key), str) and not properties[key].startswith("s3://"):
+                properties[key] = "s3://artifacts-bucket/artifact.zip"
+    return sam_transform(fragment, dict(parameters), _OfflinePolicyLoader())
