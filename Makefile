@@ -20,7 +20,7 @@ STACK ?=
 help:
 	@echo "make invoke [FUNCTION=writer] [EVENT=events/writer.json]  build, then invoke locally (no Docker)"
 	@echo "make test                                              lint, template checks, unit/crash/e2e tests"
-	@echo "make build                                             sam build, plus the .pyc sam build leaves out"
+	@echo "make build                                             sam build (the layer ships its .pyc)"
 	@echo "make bench | deploy [ENV=prod] | delete [ENV=prod] | publish ARGS=\"--s3-bucket B\""
 	@echo "make verify STACK=... [ARGS=\"--wait-seconds 900 --region eu-west-1\"] | preflight ARGS=\"--vpc-id .. --subnet-ids a,b\""
 
@@ -41,12 +41,8 @@ $(VENV)/.stamp: requirements-dev.txt
 
 venv: $(VENV)/.stamp .venv-checkov/.stamp
 
-# sam build ships no bytecode and /opt is read-only in Lambda, so every cold start would compile
-# Powertools (about 80 ms against 35 ms): compile it here; unchecked-hash .pyc never go stale in a
-# package that is rebuilt on every change.
 build: $(VENV)/.stamp
 	sam build --cached --parallel
-	$(PY) -m compileall -q -j 0 --invalidation-mode unchecked-hash .aws-sam/build
 
 invoke: build
 	$(PY) scripts/local_invoke.py --function $(FUNCTION) --event $(EVENT)

@@ -4,9 +4,10 @@ Import times are measured inside each fresh interpreter with perf_counter around
 statement, so interpreter start-up (the same for everyone) is left out. Candidates run interleaved:
 round i starts each of them once before round i + 1 starts any.
 
-"As built" is exactly what `make build` ships, .pyc included (Lambda cannot write bytecode into
-/var/task or /opt: what the package holds is all a cold start gets); "without .pyc" is a copy with
-every __pycache__ left out, which is what plain `sam build` ships.
+"As built" is exactly what `sam build` ships, the layer's .pyc included (layers/shared/Makefile;
+Lambda cannot write bytecode into /var/task or /opt: what the package holds is all a cold start
+gets); "without .pyc" is a copy with every __pycache__ left out, what a layer built by SAM's python
+builder would ship.
 """
 
 from __future__ import annotations
@@ -31,13 +32,13 @@ if TYPE_CHECKING:
 
 
 POWERTOOLS = "from aws_lambda_powertools import Logger, Metrics"
-WITHOUT_PYC = "without .pyc (plain sam build)"
+WITHOUT_PYC = "without .pyc"
 # "import time: self | cumulative | <indent>name"; each nesting level adds two spaces.
 _IMPORTTIME = re.compile(r"import time:\s+(\d+) \|\s+\d+ \| (\s*)(\S+)")
 
 
 def write_bare_handler(directory: Path, *, compiled: bool) -> Path:
-    """The bare handler; `compiled`: with a .pyc as `make build` writes them (unchecked-hash)."""
+    """The bare handler; `compiled`: with a .pyc as the layer build writes them (unchecked-hash)."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "app.py").write_text(BARE_HANDLER)
     if compiled:
@@ -84,8 +85,8 @@ def _python(paths: list[Path], statement: str, env: dict[str, str], *flags: str)
 
 def plain_copy(code: Code, bare: Path, work: Path) -> tuple[Code, Path]:
     """A copy of the functions, the layer (as SharedLayer/python) and the bare handler without any
-    __pycache__ (where compileall puts the .pyc): what plain `sam build`, without `make build`'s
-    compile step, ships.
+    __pycache__ (where compileall puts the .pyc): what SAM's python builder, without the layer
+    Makefile's compile step, would ship.
     """
     skip = shutil.ignore_patterns("__pycache__")
     functions = {name: work / f"{name}-function" for name in code.functions}

@@ -246,7 +246,7 @@ def measure(code: Code, build_dir: Path, settings: dict[str, Any], work: Path) -
     root.mkdir()
     # Lambda cannot write bytecode into /opt or /var/task: what the build ships is all it gets.
     pyc = sum(1 for directory in (*code.functions.values(), code.layer) for _ in directory.rglob("*.pyc"))
-    # A build without .pyc (plain `sam build`) is its own "without .pyc" variant: nothing to compare.
+    # A build without .pyc is its own "without .pyc" variant: nothing to compare.
     note = (
         f"{pyc} .pyc files" if pyc or not code.built else f"no .pyc files: as built = {coldstart.WITHOUT_PYC}"
     )

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib.util
+from pathlib import Path
 
 import pytest
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 FUNCTIONS = ("WriterFunction", "ReaderFunction", "JanitorFunction")
 
@@ -32,3 +30,15 @@ def test_built_template_points_at_build_output(build_dir: Path) -> None:
     built = (build_dir / "template.yaml").read_text()
     for name in (*FUNCTIONS, "SharedLayer"):
         assert f"CodeUri: {name}" in built or f"ContentUri: {name}" in built, f"{name} not rewritten"
+
+
+@pytest.mark.parametrize("package", ["s3files_store", "aws_lambda_powertools"])
+def test_layer_ships_unchecked_hash_bytecode(build_dir: Path, package: str) -> None:
+    # Lambda's /opt is read-only: without .pyc every cold start compiles the layer. Flags 0b01 in
+    # the header (PEP 552): hash-based and unchecked, so unzipped file times cannot invalidate them.
+    sources = sorted((build_dir / "SharedLayer" / "python" / package).rglob("*.py"))
+    assert sources
+    for source in sources:
+        compiled = Path(importlib.util.cache_from_source(str(source)))
+        assert compiled.is_file(), f"{source} has no .pyc"
+        assert int.from_bytes(compiled.read_bytes()[4:8], "little") == 0b01, compiled

@@ -145,7 +145,7 @@ def test_function_code_location(sam_template: dict[str, Any], name: str) -> None
 def test_shared_layer(sam_template: dict[str, Any]) -> None:
     layer = sam_template["Resources"]["SharedLayer"]
     assert layer["Type"] == "AWS::Serverless::LayerVersion"
-    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
     assert layer["Properties"]["ContentUri"] == "layers/shared"
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     assert layer["Properties"]["RetentionPolicy"] == "Delete"
