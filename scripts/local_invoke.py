@@ -208,6 +208,9 @@ def invoke(
         "AWS_LAMBDA_FUNCTION_NAME": f"local-{logical_id}",
         "AWS_LAMBDA_FUNCTION_TIMEOUT": str(timeout),
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory),
+        # As in Lambda's python3.13 runtime: awslambdaric then encodes responses with non-ASCII as
+        # UTF-8 (ensure_ascii=False), so response sizes are the ones Lambda's limit applies to.
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
         "AWS_ACCESS_KEY_ID": "local-invoke-fake",
         "AWS_SECRET_ACCESS_KEY": "local-invoke-fake",
         "AWS_SESSION_TOKEN": "local-invoke-fake",

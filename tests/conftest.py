@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 import pytest
 from testkit import REPO, FakeContext, load_handler
 
-from s3files_store import mount
+from s3files_store import mount, tree
 from s3files_store.config import get_config
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from types import ModuleType
 
 # Set at import time, before any test module creates a boto3 client or imports a handler: fake
@@ -65,6 +65,48 @@ def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert result.returncode == 0, f"sam build failed:\n{result.stdout}\n{result.stderr}"
     return app / "build"
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Callable[..., Path]]:
+    """Mount a real tmpfs (needs root/CAP_SYS_ADMIN, else the test is skipped); unmounted after."""
+    mounted: list[Path] = []
+
+    def _mount(size: str = "1m", name: str = "mnt") -> Path:
+        target = tmp_path / name
+        target.mkdir()
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(target)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount tmpfs (needs root / CAP_SYS_ADMIN): {done.stderr.strip()}")
+        mounted.append(target)
+        return target
+
+    yield _mount
+    for target in reversed(mounted):
+        subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+@pytest.fixture(params=["directory", "tmpfs"])
+def ground(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """A place to plant hostile trees: a plain directory, or a real tmpfs (another file system)."""
+    if request.param == "tmpfs":
+        return request.getfixturevalue("tmpfs")("64m", "ground")
+    directory = tmp_path / "ground"
+    directory.mkdir()
+    return directory
+
+
+@pytest.fixture(autouse=True)
+def _no_kept_descriptors() -> Iterator[None]:
+    """Commits keep directory descriptors per thread; no test inherits another's."""
+    tree.forget_kept()
+    yield
+    tree.forget_kept()
 
 
 @pytest.fixture(scope="session")

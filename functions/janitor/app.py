@@ -1,9 +1,11 @@
 """Janitor: remove orphan staging files (commits that crashed before their rename).
 
-Event (a schedule event works as is): optional ``older_than_seconds`` (integer > 0; default
-STAGING_MAX_AGE_SECONDS). At most JANITOR_MAX_DELETIONS files are removed per run.
-Response: ``{"statusCode": 200, "removed", "kept", "errors", "truncated"}``; 400 for a bad
-``older_than_seconds``; mount and storage failures raise (metric SweepFailures).
+Event (a schedule event works as is): a JSON object with an optional ``older_than_seconds``
+(default STAGING_MAX_AGE_SECONDS; never below COMMIT_TIMEOUT_SECONDS + 60, the longest a live
+commit may own its staging file). At most JANITOR_MAX_DELETIONS files are removed per run.
+Response: ``{"statusCode": 200, "removed", "kept", "errors", "truncated"}``; 400 for an event that
+is not an object or a bad ``older_than_seconds``; mount and storage failures raise (metric
+SweepFailures).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     config = get_config()
     try:
-        older_than = older_than_seconds(event, config.staging_max_age_seconds)
+        older_than = older_than_seconds(event, config.staging_max_age_seconds, config.min_staging_age_seconds)
     except InvalidRequestError as exc:
         logger.warning("request refused", extra={"error": str(exc)})
         metrics.add_metric(name="RejectedRequests", unit=MetricUnit.Count, value=1)

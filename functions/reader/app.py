@@ -2,7 +2,8 @@
 
 Events and responses:
 - ``{"key": "documents/2026/11/27/order-42.json"}`` ->
-  ``{"statusCode": 200, "key", "document"}``, 404 when absent, 400 for a hostile key.
+  ``{"statusCode": 200, "key", "document"}``, 404 when absent, 400 for a hostile key, 409 when a
+  symlink or a non-regular file stands on the path, 413 when it would not fit a Lambda response.
 - ``{"prefix": "documents/2026/11", "limit": 100, "cursor": "<last key>"}`` ->
   ``{"statusCode": 200, "keys": [...], "next_cursor": str | None}``; ``prefix`` defaults to
   DOCUMENT_PREFIX, ``""`` lists the whole root.
@@ -15,8 +16,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from s3files_store.config import get_config
-from s3files_store.documents import DEFAULT_LIMIT, list_documents, read_document
-from s3files_store.exceptions import InvalidRequestError, NotFoundError
+from s3files_store.documents import read_document
+from s3files_store.exceptions import InvalidRequestError, StoreError
+from s3files_store.listing import DEFAULT_LIMIT, list_documents
 from s3files_store.observability import logger
 
 if TYPE_CHECKING:
@@ -38,7 +40,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             limit=event.get("limit", DEFAULT_LIMIT),
             cursor=event.get("cursor"),
         )
-    except (InvalidRequestError, NotFoundError) as exc:
+    except StoreError as exc:
+        if exc.status_code >= 500:
+            raise
         logger.info("request refused", extra={"status": exc.status_code, "error": str(exc)})
         return {"statusCode": exc.status_code, "error": str(exc)}
     return {"statusCode": 200, "keys": keys, "next_cursor": next_cursor}

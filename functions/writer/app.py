@@ -2,12 +2,14 @@
 
 Event: any JSON object; ``event[ID_FIELD]`` (default ``id``) names the document, else the request id.
 Response: ``{"statusCode": 200, "committed_path", "key", "bytes", "sha256"}``, or
-``{"statusCode": 400, "error"}`` for a bad id or payload (retrying cannot help).
+``{"statusCode": 400 | 413, "error"}`` for a bad id or payload, or a document too large for the
+reader to hand back (retrying cannot help).
 
 Everything else raises, so Lambda retries the event and finally sends it to the dead-letter queue:
-MountError and StorageError (ENOSPC, EROFS, EIO, ESTALE...), and DeadlineError. A deadline refusal
-is not the caller's fault and nothing was written: answering 400 would silently drop the event,
-raising lets the retry run with a fresh timeout.
+MountError and StorageError (ENOSPC, EROFS, EIO, ESTALE...), UnsafePathError (a symlink planted on
+the document's path: the message says what to remove) and DeadlineError. A deadline refusal is not
+the caller's fault and nothing was written: answering 400 would silently drop the event, raising
+lets the retry run with a fresh timeout.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     except InvalidRequestError as exc:
         logger.warning("rejected request", extra={"error": str(exc)})
         metrics.add_metric(name="RejectedRequests", unit=MetricUnit.Count, value=1)
-        return {"statusCode": 400, "error": str(exc)}
+        return {"statusCode": exc.status_code, "error": str(exc)}
     except StoreError as exc:
         metrics.add_metric(name="CommitFailures", unit=MetricUnit.Count, value=1)
         logger.exception(

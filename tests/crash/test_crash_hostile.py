@@ -143,7 +143,8 @@ def test_reader_refuses_symlinks_that_leave_the_root(reader: ModuleType, jail: P
         {"prefix": "documents/linked-dir"},
     ):
         response = reader.handler(event, FakeContext())
-        assert response["statusCode"] == 400, (event, response)
+        assert response["statusCode"] == 409, (event, response)
+        assert "symlink" in response["error"]
         assert SECRET not in json.dumps(response)
     # The listing of the real directory shows the real file and never follows the links.
     listing = reader.handler({"prefix": "documents"}, FakeContext())

@@ -39,10 +39,37 @@ def test_default_age_from_config(
     assert '"StagingFilesRemoved":[1.0]' in out
 
 
-def test_age_from_event(janitor: ModuleType, root: Path, context: FakeContext) -> None:
+def test_age_from_event(
+    janitor: ModuleType, root: Path, context: FakeContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COMMIT_TIMEOUT_SECONDS", "30")  # what the template passes: the writer's Timeout
+    get_config.cache_clear()
     orphan(root, "a.tmp", 200)
     response = janitor.handler({"older_than_seconds": 100}, context)
     assert response["removed"] == 1
+
+
+def test_age_younger_than_a_running_commit_is_400(
+    janitor: ModuleType, root: Path, context: FakeContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COMMIT_TIMEOUT_SECONDS", "30")
+    get_config.cache_clear()
+    live = orphan(root, "live.tmp", 5)
+    response = janitor.handler({"older_than_seconds": 1}, context)
+    assert response["statusCode"] == 400
+    assert "from 90 to" in response["error"] and "COMMIT_TIMEOUT_SECONDS" in response["error"]
+    assert live.exists()
+
+
+@pytest.mark.parametrize("event", [[], "sweep", 7])
+def test_event_that_is_not_an_object_is_400(
+    janitor: ModuleType, root: Path, context: FakeContext, event: Any
+) -> None:
+    old = orphan(root, "old.tmp", 5000)
+    response = janitor.handler(event, context)
+    assert response["statusCode"] == 400
+    assert "must be a JSON object" in response["error"]
+    assert old.exists()
 
 
 def test_bound_from_config(

@@ -83,7 +83,7 @@ def test_storage_fault_raises_and_counts_a_failure(
     monkeypatch: pytest.MonkeyPatch,
     stdout_lines: Callable[[], list[str]],
 ) -> None:
-    def rename_fails(src: Any, dst: Any) -> None:
+    def rename_fails(*args: Any, **kwargs: Any) -> None:
         raise OSError(errno.EIO, "Input/output error")
 
     monkeypatch.setattr(os, "rename", rename_fails)

@@ -1,4 +1,4 @@
-"""Fixtures for the s3files_store unit tests: a mount root in tmp_path and real tmpfs mounts."""
+"""Fixtures for the s3files_store unit tests: a mount root in tmp_path, read-only remounts, staging."""
 
 from __future__ import annotations
 
@@ -25,30 +25,6 @@ def _fresh_mount_cache() -> Iterator[None]:
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
     return Config(mount_root=tmp_path)
-
-
-@pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Callable[..., Path]]:
-    """Mount a real tmpfs (needs root/CAP_SYS_ADMIN, else the test is skipped); unmounted after."""
-    mounted: list[Path] = []
-
-    def _mount(size: str = "1m", name: str = "mnt") -> Path:
-        target = tmp_path / name
-        target.mkdir()
-        done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(target)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0:
-            pytest.skip(f"cannot mount tmpfs (needs root / CAP_SYS_ADMIN): {done.stderr.strip()}")
-        mounted.append(target)
-        return target
-
-    yield _mount
-    for target in reversed(mounted):
-        subprocess.run(["umount", "-l", str(target)], check=False)
 
 
 @pytest.fixture

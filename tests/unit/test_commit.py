@@ -103,7 +103,7 @@ def test_warm_commit_uses_no_stat_and_no_mkdir(tmp_path: Path, monkeypatch: pyte
 
 
 def _fail(code: int) -> Callable[..., Any]:
-    def failing(*args: Any) -> Any:
+    def failing(*args: Any, **kwargs: Any) -> Any:
         raise OSError(code, os.strerror(code))
 
     return failing
@@ -209,8 +209,8 @@ def test_lost_rename_reply_is_success_when_final_holds_our_bytes(
 ) -> None:
     commit(tmp_path, KEY, OLD)
 
-    def renamed_then_enoent(src: Any, dst: Any) -> None:
-        real_rename(src, dst)
+    def renamed_then_enoent(*args: Any, **kwargs: Any) -> None:
+        real_rename(*args, **kwargs)
         raise FileNotFoundError(errno.ENOENT, "No such file or directory")
 
     monkeypatch.setattr(os, "rename", renamed_then_enoent)
@@ -227,8 +227,8 @@ def test_lost_rename_reply_with_other_bytes_is_an_error(
 ) -> None:
     commit(tmp_path, KEY, OLD)
 
-    def renamed_overwritten_then_enoent(src: Any, dst: Any) -> None:
-        real_rename(src, dst)
+    def renamed_overwritten_then_enoent(*args: Any, **kwargs: Any) -> None:
+        real_rename(*args, **kwargs)
         (tmp_path / KEY).write_bytes(other)  # a concurrent writer won in between
         raise FileNotFoundError(errno.ENOENT, "No such file or directory")
 
@@ -240,13 +240,13 @@ def test_lost_rename_reply_with_other_bytes_is_an_error(
     assert staged(tmp_path) == []
 
 
-def test_enoent_with_staging_present_creates_parents_once(
+def test_enoent_with_staging_present_walks_afresh_once(
     staged: Callable[[Path], list[Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = []
 
-    def always_enoent(src: Any, dst: Any) -> None:
-        calls.append(dst)
+    def always_enoent(*args: Any, **kwargs: Any) -> None:
+        calls.append(args[1])
         raise FileNotFoundError(errno.ENOENT, "No such file or directory")
 
     monkeypatch.setattr(os, "rename", always_enoent)

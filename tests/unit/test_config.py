@@ -16,9 +16,12 @@ def test_defaults() -> None:
         document_prefix="documents",
         id_field="id",
         deadline_margin_ms=3000,
-        staging_max_age_seconds=900,
+        commit_timeout_seconds=900,
+        staging_max_age_seconds=960,
         janitor_max_deletions=1000,
     )
+    # An unknown commit timeout is Lambda's longest, so the default age is always safe.
+    assert config.min_staging_age_seconds == 960
 
 
 def test_all_settings() -> None:
@@ -29,6 +32,7 @@ def test_all_settings() -> None:
             "DOCUMENT_PREFIX": "tenant-a/docs",
             "ID_FIELD": "orderId",
             "DEADLINE_MARGIN_MS": "0",
+            "COMMIT_TIMEOUT_SECONDS": "30",
             "STAGING_MAX_AGE_SECONDS": "1200",
             "JANITOR_MAX_DELETIONS": "5",
         }
@@ -41,6 +45,20 @@ def test_all_settings() -> None:
         1200,
         5,
     )
+    assert (config.commit_timeout_seconds, config.min_staging_age_seconds) == (30, 90)
+
+
+def test_staging_age_defaults_to_the_commit_timeout_plus_grace() -> None:
+    config = Config.from_env({"MOUNT_ROOT": "/mnt/s3data", "COMMIT_TIMEOUT_SECONDS": "30"})
+    assert config.staging_max_age_seconds == 90
+
+
+def test_staging_age_below_a_running_commit_is_refused() -> None:
+    environ = {"MOUNT_ROOT": "/mnt/s3data", "COMMIT_TIMEOUT_SECONDS": "30", "STAGING_MAX_AGE_SECONDS": "89"}
+    with pytest.raises(
+        ConfigError, match=r"STAGING_MAX_AGE_SECONDS=89 .* at least COMMIT_TIMEOUT_SECONDS=30 \+ 60 = 90"
+    ):
+        Config.from_env(environ)
 
 
 def test_is_frozen() -> None:
@@ -65,6 +83,12 @@ def test_is_frozen() -> None:
         ({"MOUNT_ROOT": "/mnt/s3data", "DEADLINE_MARGIN_MS": "-1"}, "DEADLINE_MARGIN_MS"),
         ({"MOUNT_ROOT": "/mnt/s3data", "STAGING_MAX_AGE_SECONDS": "0"}, "STAGING_MAX_AGE_SECONDS"),
         ({"MOUNT_ROOT": "/mnt/s3data", "JANITOR_MAX_DELETIONS": "0"}, "JANITOR_MAX_DELETIONS"),
+        (
+            {"MOUNT_ROOT": "/mnt/s3data", "STAGING_MAX_AGE_SECONDS": "1" + "0" * 100},
+            "STAGING_MAX_AGE_SECONDS",
+        ),
+        ({"MOUNT_ROOT": "/mnt/s3data", "COMMIT_TIMEOUT_SECONDS": "0"}, "COMMIT_TIMEOUT_SECONDS"),
+        ({"MOUNT_ROOT": "/mnt/s3data", "COMMIT_TIMEOUT_SECONDS": "901"}, "COMMIT_TIMEOUT_SECONDS"),
     ],
 )
 def test_invalid_settings_name_the_variable(environ: dict[str, str], named: str) -> None:

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import TYPE_CHECKING
 
 import pytest
 
-from s3files_store.exceptions import InvalidRequestError, StorageError
-from s3files_store.janitor import SweepResult, older_than_seconds, sweep
+from s3files_store.exceptions import InvalidRequestError, UnsafePathError
+from s3files_store.janitor import MAX_AGE_SECONDS, SweepResult, older_than_seconds, sweep
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -78,7 +79,7 @@ def test_staging_symlink_is_refused(tmp_path: Path) -> None:
     victim.write_text("x")
     os.utime(victim, (NOW - 10 * HOUR, NOW - 10 * HOUR))
     (tmp_path / ".staging").symlink_to(elsewhere)
-    with pytest.raises(StorageError, match="not a symlink"):
+    with pytest.raises(UnsafePathError, match=r"\.staging on the mount is a symlink"):
         sweep(tmp_path, 900, 100, now=NOW)
     assert victim.exists()
 
@@ -103,28 +104,48 @@ def test_unlink_errors_are_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert sweep(tmp_path, 900, 10, now=NOW) == SweepResult(removed=0, kept=0, errors=1, truncated=False)
 
 
-def test_default_now_is_wall_clock(tmp_path: Path) -> None:
-    path = tmp_path / ".staging" / "old.tmp"
-    path.parent.mkdir()
-    path.write_text("x")
-    os.utime(path, (1, 1))
-    assert sweep(tmp_path, 900, 10).removed == 1
+def test_default_now_is_the_file_system_clock(tmp_path: Path) -> None:
+    old = staging_file(tmp_path, "old.tmp", 0)
+    young = staging_file(tmp_path, "young.tmp", 0)
+    os.utime(young, None)  # now, as the file system sees it
+    then = young.stat().st_mtime - 2000
+    os.utime(old, (then, then))
+    assert sweep(tmp_path, 1000, 10) == SweepResult(removed=1, kept=1, errors=0, truncated=False)
+    # The probe that read the clock is gone too.
+    assert sorted(path.name for path in (tmp_path / ".staging").iterdir()) == ["young.tmp"]
+
+
+def test_file_system_clock_beats_a_function_clock_that_runs_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    young = staging_file(tmp_path, "young.tmp", 0)
+    os.utime(young, None)  # modified now, by the file system's clock
+    # A function whose clock is an hour ahead would call the live file an hour old.
+    monkeypatch.setattr(time, "time", lambda: young.stat().st_mtime + HOUR)
+    assert sweep(tmp_path, 960, 10).removed == 0
+    assert young.exists()
 
 
 @pytest.mark.parametrize(
     ("event", "expected"),
     [
-        ({}, 900),
-        ({"detail-type": "Scheduled Event", "detail": {}}, 900),
-        ([], 900),
-        ({"older_than_seconds": 60}, 60),
+        ({}, 960),
+        ({"detail-type": "Scheduled Event", "detail": {}}, 960),
+        ({"older_than_seconds": 90}, 90),
+        ({"older_than_seconds": MAX_AGE_SECONDS}, MAX_AGE_SECONDS),
     ],
 )
 def test_older_than_seconds_from_the_event(event: object, expected: int) -> None:
-    assert older_than_seconds(event, default=900) == expected
+    assert older_than_seconds(event, default=960, minimum=90) == expected
 
 
-@pytest.mark.parametrize("value", [0, -5, 1.5, "60", True, [60]])
-def test_older_than_seconds_refuses_anything_but_a_positive_integer(value: object) -> None:
-    with pytest.raises(InvalidRequestError, match="older_than_seconds must be an integer > 0"):
-        older_than_seconds({"older_than_seconds": value}, default=900)
+@pytest.mark.parametrize("value", [0, -5, 89, 1.5, "600", True, [600], MAX_AGE_SECONDS + 1, 10**100])
+def test_older_than_seconds_refuses_out_of_range_values(value: object) -> None:
+    with pytest.raises(InvalidRequestError, match="older_than_seconds must be an integer from 90 to"):
+        older_than_seconds({"older_than_seconds": value}, default=960, minimum=90)
+
+
+@pytest.mark.parametrize("event", [[], ["older_than_seconds"], "sweep", 42, None])
+def test_events_that_are_not_objects_are_refused(event: object) -> None:
+    with pytest.raises(InvalidRequestError, match="must be a JSON object"):
+        older_than_seconds(event, default=960, minimum=90)

@@ -2,8 +2,8 @@
 
 Example:
     >>> config = Config.from_env({"MOUNT_ROOT": "/mnt/s3data"})
-    >>> config.document_prefix, config.deadline_margin_ms
-    ('documents', 3000)
+    >>> config.document_prefix, config.deadline_margin_ms, config.staging_max_age_seconds
+    ('documents', 3000, 960)
 
 Handlers call :func:`get_config` at invoke time (cached after the first call); tests change the
 environment and call ``get_config.cache_clear()``.
@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 # Same alphabet as document ids; a leading "." is refused so the prefix can never reach ".staging".
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False, "": False}
+# Lambda's longest timeout: a commit can never run longer, so it is the safe default.
+LAMBDA_MAX_TIMEOUT_SECONDS = 900
+# Added to the longest commit before a staging file counts as abandoned (clock steps, slow NFS).
+STAGING_GRACE_SECONDS = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +41,15 @@ class Config:
     document_prefix: str = "documents"
     id_field: str = "id"
     deadline_margin_ms: int = 3000
-    staging_max_age_seconds: int = 900
+    commit_timeout_seconds: int = LAMBDA_MAX_TIMEOUT_SECONDS
+    staging_max_age_seconds: int = LAMBDA_MAX_TIMEOUT_SECONDS + STAGING_GRACE_SECONDS
     janitor_max_deletions: int = 1000
+
+    @property
+    def min_staging_age_seconds(self) -> int:
+        """The youngest a staging file may be when the janitor removes it: a commit still running
+        (at most COMMIT_TIMEOUT_SECONDS) may own anything younger."""
+        return self.commit_timeout_seconds + STAGING_GRACE_SECONDS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Config:
@@ -61,27 +72,40 @@ class Config:
         id_field = environ.get("ID_FIELD", "id")
         if not id_field:
             raise ConfigError("ID_FIELD must name the event field that holds the document id (e.g. id)")
+        timeout = _integer(
+            environ, "COMMIT_TIMEOUT_SECONDS", LAMBDA_MAX_TIMEOUT_SECONDS, 1, LAMBDA_MAX_TIMEOUT_SECONDS
+        )
+        youngest = timeout + STAGING_GRACE_SECONDS
+        max_age = _integer(environ, "STAGING_MAX_AGE_SECONDS", youngest, 1, 10 * 365 * 86400)
+        if max_age < youngest:
+            raise ConfigError(
+                f"STAGING_MAX_AGE_SECONDS={max_age} would let the janitor remove the staging file of a "
+                f"commit still running: set it to at least COMMIT_TIMEOUT_SECONDS={timeout} + "
+                f"{STAGING_GRACE_SECONDS} = {youngest} (COMMIT_TIMEOUT_SECONDS is the longest Timeout of "
+                f"the functions that commit on this mount)"
+            )
         return cls(
             mount_root=Path(root),
             require_mount=_BOOLEANS[require],
             document_prefix=prefix,
             id_field=id_field,
-            deadline_margin_ms=_integer(environ, "DEADLINE_MARGIN_MS", 3000, minimum=0),
-            staging_max_age_seconds=_integer(environ, "STAGING_MAX_AGE_SECONDS", 900, minimum=1),
-            janitor_max_deletions=_integer(environ, "JANITOR_MAX_DELETIONS", 1000, minimum=1),
+            deadline_margin_ms=_integer(environ, "DEADLINE_MARGIN_MS", 3000, 0, 900_000),
+            commit_timeout_seconds=timeout,
+            staging_max_age_seconds=max_age,
+            janitor_max_deletions=_integer(environ, "JANITOR_MAX_DELETIONS", 1000, 1, 1_000_000),
         )
 
 
-def _integer(environ: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+def _integer(environ: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
     raw = environ.get(name, "").strip()
     if not raw:
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be an integer >= {minimum}; got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}; got {value}")
+        value = None
+    if value is None or not minimum <= value <= maximum:
+        raise ConfigError(f"{name} must be an integer from {minimum} to {maximum}; got {raw!r}")
     return value
 
 

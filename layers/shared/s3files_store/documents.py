@@ -1,5 +1,11 @@
 """The writer and reader service layer: events in, committed or parsed documents out.
 
+Size contract: one Lambda response carries at most 6,291,456 bytes, as the runtime encodes it
+(``", "`` and ``": "`` separators, non-ASCII as UTF-8). The writer refuses (413) a document whose
+reader response, ``{"statusCode": 200, "key": ..., "document": ...}``, would be larger, so every
+document it commits can be handed back; the reader loads at most that many bytes and refuses
+(413) a stored document, put there by someone else, that would not fit.
+
 Example:
     >>> result = write_document({"id": "order-42", "total": 9}, "req-1", 30_000, get_config())
     >>> read_document(result.key, get_config())
@@ -8,26 +14,34 @@ Example:
 
 from __future__ import annotations
 
-import itertools
 import json
+import math
 import os
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from s3files_store import mount
+from s3files_store import mount, tree
 from s3files_store.commit import commit
-from s3files_store.exceptions import DeadlineError, InvalidRequestError, NotFoundError, StorageError
-from s3files_store.keys import document_key, resolve_key, validate_id, validate_key
+from s3files_store.exceptions import (
+    DeadlineError,
+    InvalidRequestError,
+    NotFoundError,
+    StorageError,
+    TooLargeError,
+)
+from s3files_store.keys import document_key, validate_id, validate_key
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-    from pathlib import Path
+    from collections.abc import Callable
 
     from s3files_store.commit import CommitResult
     from s3files_store.config import Config
 
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
+# Lambda's limit for a synchronous invocation's response payload.
+RESPONSE_LIMIT_BYTES = 6_291_456
+# The runtime re-encodes a parsed document: one space after each "," and ":" (the writer's compact
+# form has none) and, for JSON written by others, numbers such as 1e15 -> 1000000000000000.0.
+_MAX_REENCODING_GROWTH = 5
 
 
 def _utc_now() -> datetime:
@@ -45,7 +59,8 @@ def write_document(
     request id. Writing the same id again the same day replaces the document atomically.
 
     Raises DeadlineError (nothing written) when fewer than DEADLINE_MARGIN_MS remain,
-    InvalidRequestError for a bad id or payload, MountError or StorageError for the file system.
+    InvalidRequestError for a bad id or payload (TooLargeError when the reader could not return
+    it), UnsafePathError, MountError or StorageError for the file system.
     """
     if remaining_ms < config.deadline_margin_ms:
         raise DeadlineError(
@@ -62,9 +77,15 @@ def write_document(
         data = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
     except (TypeError, ValueError) as exc:
         raise InvalidRequestError(f"the event is not serializable as strict JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidRequestError("the event nests objects or arrays deeper than JSON allows") from None
+    key = document_key(config.document_prefix, document_id, clock())
+    # Exact unless "," or ":" occur inside strings, where it overestimates: then measure.
+    if _envelope(key) + len(data) + data.count(b",") + data.count(b":") > RESPONSE_LIMIT_BYTES:
+        _check_returnable(key, event, len(data))
     mount.check_mount(config, need_write=True)
     try:
-        return commit(config.mount_root, document_key(config.document_prefix, document_id, clock()), data)
+        return commit(config.mount_root, key, data)
     except StorageError:
         mount.invalidate()
         raise
@@ -73,67 +94,71 @@ def write_document(
 def read_document(key: object, config: Config) -> Any:
     """The parsed JSON document at ``key``.
 
-    Raises InvalidRequestError (hostile key), NotFoundError (no such file) or StorageError
-    (unreadable, or not valid JSON).
+    Raises InvalidRequestError (hostile key), NotFoundError (no such file), UnsafePathError (a
+    symlink or a non-regular file in the way), TooLargeError (it would not fit a response) or
+    StorageError (unreadable, or not valid JSON).
     """
+    parts = validate_key(key)
     mount.check_mount(config, need_write=False)
-    path = resolve_key(config.mount_root, key)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb") as file:
-            data = file.read()
+        data = _load(config, parts)
     except (FileNotFoundError, IsADirectoryError):
         raise NotFoundError(f"no document at key {key!r}; list keys with {{'prefix': ...}}") from None
     except OSError as exc:
         mount.invalidate()
         raise StorageError.from_os_error(exc, f"read of {key}") from exc
     try:
-        return json.loads(data)
-    except ValueError as exc:
+        document = json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except (ValueError, RecursionError) as exc:
+        reason = "it nests deeper than the parser allows" if isinstance(exc, RecursionError) else str(exc)
         raise StorageError(
-            f"document {key!r} is not valid JSON ({exc}); it was not written by this writer or was "
+            f"document {key!r} is not valid JSON ({reason}); it was not written by this writer or was "
             f"changed in S3: fix or delete the object"
         ) from None
+    if _envelope(parts) + _MAX_REENCODING_GROWTH * len(data) > RESPONSE_LIMIT_BYTES:
+        _check_returnable("/".join(parts), document, len(data))
+    return document
 
 
-def list_documents(
-    prefix: object, config: Config, limit: object = DEFAULT_LIMIT, cursor: object = None
-) -> tuple[list[str], str | None]:
-    """Up to ``limit`` keys under directory ``prefix`` in sorted order, and the cursor for the next
-    page (the last key returned, ``None`` when there is no more). ``prefix`` "" lists the whole root.
-    Staging files, hidden entries, ``*.tmp`` and symlinks are never listed.
-    """
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-        raise InvalidRequestError(f"limit must be an integer from 1 to {MAX_LIMIT}; got {limit!r}")
-    after = None if cursor is None else validate_key(cursor, "cursor")
-    mount.check_mount(config, need_write=False)
-    start: Path
-    parts: tuple[str, ...]
-    if prefix == "":
-        start, parts = config.mount_root, ()
-    else:
-        start, parts = resolve_key(config.mount_root, prefix, "prefix"), validate_key(prefix, "prefix")
-    keys = ["/".join(found) for found in itertools.islice(_walk(start, parts, after), limit + 1)]
-    more = len(keys) > limit
-    return keys[:limit], keys[limit - 1] if more else None
-
-
-def _walk(
-    directory: Path | str, parts: tuple[str, ...], after: tuple[str, ...] | None
-) -> Iterator[tuple[str, ...]]:
+def _load(config: Config, parts: tuple[str, ...]) -> bytes:
+    root_fd = tree.open_root(config.mount_root)
     try:
-        with os.scandir(directory) as scan:
-            entries = sorted(scan, key=lambda entry: entry.name)
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    for entry in entries:
-        if entry.name.startswith(".") or entry.name.endswith(".tmp"):
-            continue
-        here = (*parts, entry.name)
-        # Skip whole subtrees that sort before the cursor.
-        if after is not None and here < after[: len(here)]:
-            continue
-        if entry.is_dir(follow_symlinks=False):
-            yield from _walk(entry.path, here, after)
-        elif entry.is_file(follow_symlinks=False) and (after is None or here > after):
-            yield here
+        dir_fd = tree.open_dir(root_fd, parts[:-1])
+    finally:
+        os.close(root_fd)
+    try:
+        fd, _ = tree.open_file(dir_fd, parts[-1], "/".join(parts), RESPONSE_LIMIT_BYTES)
+    finally:
+        os.close(dir_fd)
+    with os.fdopen(fd, "rb") as file:
+        data = file.read(RESPONSE_LIMIT_BYTES + 1)
+    if len(data) > RESPONSE_LIMIT_BYTES:  # it grew since fstat
+        raise TooLargeError(f"{'/'.join(parts)} grew past {RESPONSE_LIMIT_BYTES:,} bytes while read")
+    return data
+
+
+def _envelope(key: str | tuple[str, ...]) -> int:
+    """Bytes of the reader's response around the document, as the runtime encodes it."""
+    text = key if isinstance(key, str) else "/".join(key)
+    return len(json.dumps({"statusCode": 200, "key": text, "document": None}).encode()) - len("null")
+
+
+def _check_returnable(key: str, document: object, stored: int) -> None:
+    size = _envelope(key) + len(json.dumps(document, ensure_ascii=False).encode())
+    if size > RESPONSE_LIMIT_BYTES:
+        raise TooLargeError(
+            f"document {key} ({stored:,} bytes stored) would make the reader's response {size:,} bytes, "
+            f"over Lambda's {RESPONSE_LIMIT_BYTES:,}-byte response limit, so it could never be read "
+            f"back: split it into smaller documents (about 4 MB of compact JSON at most)"
+        )
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text} overflows a double")
+    return value

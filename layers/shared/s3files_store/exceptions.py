@@ -53,6 +53,23 @@ class InvalidRequestError(StoreError):
     status_code = 400
 
 
+class TooLargeError(InvalidRequestError):
+    """A document exceeds what one Lambda response can carry back (the message gives the limit)."""
+
+    status_code = 413
+
+
+class UnsafePathError(StoreError):
+    """Something other than a directory or a regular file stands on a path under the root (a
+    symlink, a FIFO, a device): it is never followed or opened, and the message names it.
+
+    A 4xx for a reader (retrying cannot help); a writer raises it so the event is retried and
+    kept in the dead-letter queue until someone removes the entry.
+    """
+
+    status_code = 409
+
+
 class NotFoundError(StoreError):
     """No document exists at the requested key."""
 

@@ -10,9 +10,7 @@ Example:
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from s3files_store.exceptions import InvalidRequestError
@@ -50,6 +48,11 @@ def document_key(prefix: str, document_id: str, now: datetime) -> str:
     return f"{prefix}/{now:%Y/%m/%d}/{document_id}.json"
 
 
+def is_key_segment(name: str) -> bool:
+    """True when ``name`` can be one segment of a key (so never hidden, never ``.`` or ``..``)."""
+    return _SEGMENT.fullmatch(name) is not None
+
+
 def validate_key(key: object, field: str = "key") -> tuple[str, ...]:
     """Split a root-relative key into segments, refusing anything that could leave the root.
 
@@ -59,24 +62,10 @@ def validate_key(key: object, field: str = "key") -> tuple[str, ...]:
     if not isinstance(key, str):
         raise InvalidRequestError(f"{field} must be a string; got {type(key).__name__}")
     parts = tuple(key.split("/"))
-    if len(key) > MAX_KEY_LENGTH or not all(_SEGMENT.fullmatch(part) for part in parts):
+    if len(key) > MAX_KEY_LENGTH or not all(map(is_key_segment, parts)):
         raise InvalidRequestError(
             f"{field} {key[:200]!r} is invalid: use a relative path such as "
             f"documents/2026/11/27/order-42.json (segments of A-Z a-z 0-9 . _ -, each starting "
-            f"with a letter or digit; no leading '/', '..', '\\\\' or {STAGING_DIR})"
+            f"with a letter or digit; no leading '/', no '..', no backslash, no {STAGING_DIR})"
         )
     return parts
-
-
-def resolve_key(root: Path, key: object, field: str = "key") -> Path:
-    """The real path of ``key`` under ``root``; refuses keys whose symlinks lead outside ``root``."""
-    parts = validate_key(key, field)
-    real_root = Path(os.path.realpath(root))
-    resolved = Path(os.path.realpath(root.joinpath(*parts)))
-    inside = resolved.relative_to(real_root).parts if resolved.is_relative_to(real_root) else None
-    if not inside or inside[0] == STAGING_DIR:
-        raise InvalidRequestError(
-            f"{field} {key!r} resolves outside the document tree (a symlink points elsewhere); "
-            f"remove the symlink or use the key returned by the writer"
-        )
-    return resolved

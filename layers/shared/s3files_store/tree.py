@@ -1,0 +1,179 @@
+"""The one way to reach anything beneath the mount root: descriptor by descriptor, never by path.
+
+The mount is shared ground (other functions, other access points, people writing through S3,
+bugs), so no path under MOUNT_ROOT is trusted. A walk starts from a descriptor of the root and
+opens one component at a time relative to its parent, with ``O_DIRECTORY|O_NOFOLLOW``; files are
+opened, created, renamed and unlinked relative to their directory's descriptor. A symlink or a
+non-directory anywhere on the way fails that step, and a directory swapped for a symlink between
+two steps is never followed: nothing outside the root is ever read, written or listed.
+:class:`UnsafePathError` names the entry and says to remove it. Keys never reach hidden names
+(:func:`s3files_store.keys.validate_key`), and listings skip them.
+
+A descriptor keeps naming the directory it was opened on, wherever that directory is moved
+later; only a client that can already write there can move it, so this gives no one access
+they did not have. That is what lets :func:`kept_dir` keep descriptors between commits.
+
+Example:
+    >>> root_fd = open_root(Path("/mnt/s3data"))
+    >>> day_fd = open_dir(root_fd, ("documents", "2026", "12", "01"))
+    >>> fd, size = open_file(day_fd, "order-42.json", "documents/2026/12/01/order-42.json", 2**20)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+import threading
+from typing import TYPE_CHECKING
+
+from s3files_store.exceptions import TooLargeError, UnsafePathError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# A new file under the root: never an existing one, never through a symlink.
+CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: opening a FIFO planted under a document name must not wait for a writer.
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+# ELOOP: a symlink met with O_NOFOLLOW. ENOTDIR: not a directory. ENXIO: a socket or a device
+# without a driver. None of them is ever followed or opened.
+_UNSAFE = {errno.ELOOP, errno.ENOTDIR, errno.ENXIO}
+_MAX_KEPT = 64
+
+
+class _Kept(dict[tuple[str, ...], int]):
+    """One thread's kept descriptors, closed when the thread ends (its locals are released)."""
+
+    def close_all(self) -> None:
+        while self:
+            with contextlib.suppress(OSError):
+                os.close(self.popitem()[1])
+
+    def __del__(self) -> None:
+        self.close_all()
+
+
+# Per thread: a descriptor closed by one thread must never be in use by another.
+_local = threading.local()
+
+
+def kept_dir(root: Path, parts: tuple[str, ...]) -> int:
+    """A descriptor of ``root/parts`` kept for this thread's later calls (never close it).
+
+    Missing directories are created as by ``open_dir(..., create=True)``. The caller drops them
+    all with :func:`forget_kept` after any failure: a kept directory may have been removed.
+    """
+    kept: _Kept = _local.__dict__.setdefault("kept", _Kept())
+    if len(kept) > _MAX_KEPT:
+        kept.close_all()
+    return _kept_dir(kept, root, parts)
+
+
+def _kept_dir(kept: _Kept, root: Path, parts: tuple[str, ...]) -> int:
+    key = (str(root), *parts)
+    if key not in kept:
+        if parts:
+            kept[key] = open_dir(_kept_dir(kept, root, parts[:-1]), parts[-1:], create=True, under=parts[:-1])
+        else:
+            kept[key] = open_root(root)
+    return kept[key]
+
+
+def forget_kept() -> None:
+    """Close this thread's kept descriptors; the next :func:`kept_dir` walks from the root again."""
+    kept = _local.__dict__.get("kept")
+    if kept is not None:
+        kept.close_all()
+
+
+def open_root(root: Path) -> int:
+    """A descriptor of MOUNT_ROOT itself (configuration, so it may be a symlink, like /mnt links)."""
+    return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def open_dir(dir_fd: int, parts: Sequence[str], *, create: bool = False, under: Sequence[str] = ()) -> int:
+    """A new descriptor of the directory ``parts`` below ``dir_fd`` (the caller closes it).
+
+    With ``create``, missing directories are made (mode 0750) and each new entry is made durable
+    with an fsync of its parent, once per new directory. Raises :class:`UnsafePathError` when a
+    component is a symlink or not a directory (naming it as ``under/parts...``: where ``dir_fd``
+    stands below the root), ``FileNotFoundError`` when one is missing.
+    """
+    current = os.dup(dir_fd)
+    try:
+        for depth, name in enumerate(parts):
+            child = _open_child(current, name, create, (*under, *parts[: depth + 1]))
+            os.close(current)
+            current = child
+    except BaseException:
+        os.close(current)
+        raise
+    return current
+
+
+def _open_child(dir_fd: int, name: str, create: bool, shown: Sequence[str]) -> int:
+    try:
+        return os.open(name, DIR_FLAGS, dir_fd=dir_fd)
+    except FileNotFoundError:
+        if not create:
+            raise
+    except OSError as exc:
+        raise unsafe(exc, shown, "a directory") from None
+    with contextlib.suppress(FileExistsError):  # a concurrent commit created it
+        os.mkdir(name, 0o750, dir_fd=dir_fd)
+        os.fsync(dir_fd)
+    try:
+        return os.open(name, DIR_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        raise unsafe(exc, shown, "a directory") from None
+
+
+def open_file(dir_fd: int, name: str, shown: str, max_bytes: int) -> tuple[int, int]:
+    """A read descriptor and the size of regular file ``name`` in ``dir_fd`` (the caller closes it).
+
+    Raises :class:`UnsafePathError` for anything but a regular file (``IsADirectoryError`` for a
+    directory), :class:`TooLargeError` above ``max_bytes``, ``FileNotFoundError`` when absent.
+    """
+    try:
+        fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        raise unsafe(exc, (shown,), "a regular file") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory", shown)
+        if not stat.S_ISREG(info.st_mode):
+            raise UnsafePathError(
+                f"{shown} on the mount is {_kind(info.st_mode)}, not a regular file: it is never read; "
+                f"remove it from the file system (or its object from the bucket)"
+            )
+        if info.st_size > max_bytes:
+            raise TooLargeError(
+                f"{shown} is {info.st_size:,} bytes, more than the {max_bytes:,} this function loads "
+                f"in memory; read it from the bucket instead"
+            )
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, info.st_size
+
+
+def unsafe(exc: OSError, shown: Sequence[str], expected: str) -> OSError | UnsafePathError:
+    """``exc`` as an :class:`UnsafePathError` when it means "not what we expected here"."""
+    if exc.errno not in _UNSAFE:
+        return exc
+    return UnsafePathError(
+        f"{'/'.join(shown)} on the mount is a symlink or not {expected}: symlinks are never followed "
+        f"under MOUNT_ROOT. Remove it (or its object from the bucket) and retry"
+    )
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symlink")):
+        if test(mode):
+            return name
+    return "a device"
