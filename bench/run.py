@@ -31,7 +31,7 @@ from harness import REPO, Code, Writer
 FULL = {
     "import_runs": 30,
     "rie_runs": 7,
-    "rounds": {"1 KiB": 600, "64 KiB": 400, "1 MiB": 200, "6 MiB": 60},
+    "rounds": {"1 KiB": 600, "64 KiB": 400, "1 MiB": 200, "6 MB": 60},
     "tput_seconds": 1.0,
     "tput_pairs": 7,
     "strace_commits": 100,
@@ -39,7 +39,7 @@ FULL = {
 QUICK = {
     "import_runs": 8,
     "rie_runs": 3,
-    "rounds": {"1 KiB": 100, "64 KiB": 60, "1 MiB": 30, "6 MiB": 10},
+    "rounds": {"1 KiB": 100, "64 KiB": 60, "1 MiB": 30, "6 MB": 10},
     "tput_seconds": 0.5,
     "tput_pairs": 3,
     "strace_commits": 20,

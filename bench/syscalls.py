@@ -43,6 +43,9 @@ OPENS = {"open", "openat", "openat2", "creat"}
 _FD_PATH = re.compile(r"<(/[^>]*)>")
 _STRING_PATH = re.compile(r'"(/[^"]*)"')
 _FD_NUMBER = re.compile(r"^(\d+)<")
+_FIRST_FD_PATH = re.compile(r"^\d+<(/[^>]*)>")
+# Same operation, different entry point (path-based vs relative to a directory descriptor).
+_SAME_AS = {"renameat": "rename", "renameat2": "rename", "unlinkat": "unlink", "mkdirat": "mkdir"}
 # "PID name(args) = result"; strace pads short calls with spaces before the "=".
 _CALL = re.compile(r"^\d+\s+(\w+)\((.*)\)\s+= (.*)$")
 
@@ -76,12 +79,17 @@ def parse_trace(text: str, root: Path) -> list[tuple[str, str, int, bool]]:
         if name in OPENS and (fd := _FD_NUMBER.match(result)):
             (dir_fds.add if "O_DIRECTORY" in args else dir_fds.discard)(fd[1])
         first_fd = _FD_NUMBER.match(args)
+        # A directory descriptor opened before the trace started (kept between commits) is still
+        # a directory: strace -y shows its path.
+        first_path = _FIRST_FD_PATH.match(args)
+        is_dir = bool(first_fd and first_fd[1] in dir_fds)
+        is_dir = is_dir or bool(first_path and Path(first_path[1]).is_dir())
         paths = [os.path.normpath(p) + "/" for p in _FD_PATH.findall(args) + _STRING_PATH.findall(args)]
         on_mount = any(p.startswith(prefix) for p in paths)
-        kind = _classify(name, args, bool(first_fd and first_fd[1] in dir_fds))
+        kind = _classify(name, args, is_dir)
         returned = result.split(maxsplit=1)[0].split("<")[0]
         size = int(returned) if kind == "data" and returned.lstrip("-").isdigit() else 0
-        calls.append((name, kind, max(size, 0), on_mount))
+        calls.append((_SAME_AS.get(name, name), kind, max(size, 0), on_mount))
     return calls
 
 

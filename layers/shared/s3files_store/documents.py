@@ -80,8 +80,12 @@ def write_document(
     except RecursionError:
         raise InvalidRequestError("the event nests objects or arrays deeper than JSON allows") from None
     key = document_key(config.document_prefix, document_id, clock())
-    # Exact unless "," or ":" occur inside strings, where it overestimates: then measure.
-    if _envelope(key) + len(data) + data.count(b",") + data.count(b":") > RESPONSE_LIMIT_BYTES:
+    # Re-encoded, the compact form grows by one byte per "," and ":", which are at most half of it:
+    # only a large document needs them counted, and measured if some may sit inside strings.
+    envelope = _envelope(key)
+    if envelope + len(data) * 3 // 2 > RESPONSE_LIMIT_BYTES and (
+        envelope + len(data) + data.count(b",") + data.count(b":") > RESPONSE_LIMIT_BYTES
+    ):
         _check_returnable(key, event, len(data))
     mount.check_mount(config, need_write=True)
     try:
