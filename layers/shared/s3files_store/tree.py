@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from s3files_store.exceptions import TooLargeError, UnsafePathError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
     from pathlib import Path
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -88,6 +88,15 @@ def forget_kept() -> None:
     kept = _local.__dict__.get("kept")
     if kept is not None:
         kept.close_all()
+
+
+@contextlib.contextmanager
+def opened(fd: int) -> Iterator[int]:
+    """Close ``fd`` when the block ends: ``with opened(open_dir(...)) as fd: ...``."""
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def open_root(root: Path) -> int:
