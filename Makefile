@@ -21,7 +21,8 @@ help:
 	@echo "make invoke [FUNCTION=writer] [EVENT=events/writer.json]  build, then invoke locally (no Docker)"
 	@echo "make test                                              lint, template checks, unit/crash/e2e tests"
 	@echo "make build                                             sam build (the layer ships its .pyc)"
-	@echo "make bench | deploy [ENV=prod] | delete [ENV=prod] | publish ARGS=\"--s3-bucket B\""
+	@echo "make bench | deploy [ENV=prod] | delete [ENV=prod]"
+	@echo "make publish BUCKET=<artifact bucket> [REGION=eu-west-1] [VERSION=0.2.0]   the functions to SAR"
 	@echo "make verify STACK=... [ARGS=\"--wait-seconds 900 --region eu-west-1\"] | preflight ARGS=\"--vpc-id .. --subnet-ids a,b\""
 
 $(VENV)/.stamp: requirements-dev.txt
@@ -75,8 +76,19 @@ verify: $(VENV)/.stamp
 preflight: $(VENV)/.stamp
 	$(PY) scripts/verify.py preflight $(ARGS)
 
+# SAR gets functions/template.yaml exactly as the stack nests it: its sam build output, packaged.
+SAR_TEMPLATE := .aws-sam/build/Functions/template.yaml
+SAR_PACKAGED := .aws-sam/sar-packaged.yaml
+REGION_ARG = $(if $(REGION),--region $(REGION))
+
 publish: $(VENV)/.stamp
-	$(PY) scripts/sar.py publish $(ARGS)
+	@test -n "$(BUCKET)" || { echo "usage: make publish BUCKET=<bucket> [REGION=<region>] [VERSION=<x.y.z>]" >&2; \
+	  echo "       BUCKET holds the packaged code; its policy must let serverlessrepo.amazonaws.com s3:GetObject." >&2; \
+	  exit 2; }
+	$(MAKE) --no-print-directory build
+	sam package --template-file $(SAR_TEMPLATE) --s3-bucket $(BUCKET) --output-template-file $(SAR_PACKAGED) $(REGION_ARG)
+	sam publish --template $(SAR_PACKAGED) $(REGION_ARG) $(if $(VERSION),--semantic-version $(VERSION))
+	@echo "Published (private). Share it, then deploy it: README, \"Serverless Application Repository\"."
 
 clean:
-	rm -rf .aws-sam .local build bench/results.json
+	rm -rf .aws-sam .local bench/results.json

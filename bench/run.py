@@ -26,7 +26,7 @@ from typing import Any
 import coldstart
 import latency
 import syscalls
-from harness import REPO, Code, Writer
+from harness import REPO, Code, Writer, local_invoke
 
 FULL = {
     "import_runs": 30,
@@ -273,7 +273,8 @@ def measure(code: Code, build_dir: Path, settings: dict[str, Any], work: Path) -
         code.functions["writer"], code.layer, root, latency.KIB, settings["strace_commits"]
     )
     names = ("WriterFunction", "ReaderFunction", "JanitorFunction", "SharedLayer")
-    results["sizes"] = {name: zipped_kib(build_dir / name) for name in names}
+    app = local_invoke().functions_build_dir(build_dir)
+    results["sizes"] = {name: zipped_kib(app / name) for name in names}
     if plain:
         results["sizes"]["SharedLayer without .pyc"] = zipped_kib(work / "plain" / "SharedLayer")
     return results

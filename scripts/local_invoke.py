@@ -3,8 +3,10 @@
 `make invoke FUNCTION=writer EVENT=events/writer.json` runs this after `sam build`. The RIE binary
 ships inside the aws-sam-cli wheel; it runs `python -m awslambdaric app.handler` in the built
 function directory with the built layer on PYTHONPATH (where /opt/python would be), and the event is
-POSTed to it like `sam local invoke` would. The file system is a plain directory,
-MOUNT_ROOT=./.local/s3data with REQUIRE_MOUNT=false, so nothing here needs AWS or Docker.
+POSTed to it like `sam local invoke` would. The functions are the nested application `Functions` of
+template.yaml, so sam build puts them, the layer and their built template under build/Functions/.
+The file system is a plain directory, MOUNT_ROOT=./.local/s3data with REQUIRE_MOUNT=false, so
+nothing here needs AWS or Docker.
 
 Environment: like `sam local invoke --env-vars events/env.json`, every variable the built template
 declares for the function takes its value from env.json's function section, else its "Parameters"
@@ -46,6 +48,8 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parent.parent
 LOGICAL_IDS = {"writer": "WriterFunction", "reader": "ReaderFunction", "janitor": "JanitorFunction"}
 LAYER_ID = "SharedLayer"
+# Logical id of the AWS::Serverless::Application in template.yaml: its build folder.
+FUNCTIONS_STACK = "Functions"
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
 START_TIMEOUT_SECONDS = 10.0
 STOP_GRACE_SECONDS = 3.0
@@ -88,11 +92,17 @@ def find_rie() -> Path:
     return rie
 
 
+def functions_build_dir(build_dir: Path) -> Path:
+    """Where `sam build` into `build_dir` puts the functions, the layer and their built template."""
+    return build_dir / FUNCTIONS_STACK
+
+
 def function_settings(build_dir: Path, logical_id: str) -> tuple[str, int, int, dict[str, Any]]:
     """Read handler, timeout, memory and declared env vars of `logical_id` from the built template."""
-    template_path = build_dir / "template.yaml"
-    if not (build_dir / logical_id).is_dir() or not template_path.is_file():
-        raise SetupError(f"{build_dir / logical_id} is missing: run `make build` (sam build) first.")
+    app_dir = functions_build_dir(build_dir)
+    template_path = app_dir / "template.yaml"
+    if not (app_dir / logical_id).is_dir() or not template_path.is_file():
+        raise SetupError(f"{app_dir / logical_id} is missing: run `make build` (sam build) first.")
     template = _parse_template(template_path, template_path.stat().st_mtime_ns)
     defaults = template.get("Globals", {}).get("Function", {})
     props = {**defaults, **template["Resources"][logical_id].get("Properties", {})}
@@ -185,8 +195,9 @@ def invoke(
     handler, timeout, memory, declared = function_settings(build_dir, logical_id)
     overrides = env_file_vars(env_file, logical_id)
     values = {name: overrides.get(name, value) for name, value in declared.items()}
-    code_dir = (build_dir / logical_id).resolve()
-    layer_dir = (build_dir / LAYER_ID / "python").resolve()
+    app_dir = functions_build_dir(build_dir)
+    code_dir = (app_dir / logical_id).resolve()
+    layer_dir = (app_dir / LAYER_ID / "python").resolve()
     mount_root = mount_root.resolve()
     try:
         mount_root.mkdir(parents=True, exist_ok=True)

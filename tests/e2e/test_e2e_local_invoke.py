@@ -50,12 +50,14 @@ def handler(event, context):
 
 @pytest.fixture
 def fake_build(tmp_path: Path) -> Path:
-    """A build directory shaped like sam build's output, with a handler that reports its env."""
+    """A build directory shaped like sam build's output (the functions under their nested
+    application's folder), with a handler that reports its env."""
     build = tmp_path / "build"
-    (build / "WriterFunction").mkdir(parents=True)
-    (build / "SharedLayer" / "python").mkdir(parents=True)
-    (build / "template.yaml").write_text(TEMPLATE)
-    (build / "WriterFunction" / "app.py").write_text(textwrap.dedent(HANDLER))
+    app = build / "Functions"
+    (app / "WriterFunction").mkdir(parents=True)
+    (app / "SharedLayer" / "python").mkdir(parents=True)
+    (app / "template.yaml").write_text(TEMPLATE)
+    (app / "WriterFunction" / "app.py").write_text(textwrap.dedent(HANDLER))
     env = {
         "Parameters": {"FROM_PARAMETERS": "parameters", "OVERRIDDEN": "parameters", "UNDECLARED": "x"},
         "WriterFunction": {"OVERRIDDEN": "function", "MOUNT_ROOT": "/tmp/s3data"},

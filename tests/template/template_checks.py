@@ -1,4 +1,5 @@
-"""Checks of the resolved, transformed template (see template_model.resolve).
+"""Checks of the composed stack: the root and the functions template, transformed, resolved and
+composed (see template_model.compose), so a fact that spans the nesting reads as one template.
 
 Each `check_*(template) -> list[str]` returns the problems it found, one sentence each saying what
 is wrong; an empty list means the fact holds. They encode what the S3 Files facts and the project
@@ -10,6 +11,8 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+
+from template_model import as_list
 
 FUNCTIONS = ("WriterFunction", "ReaderFunction", "JanitorFunction")
 CLIENT_ACTIONS = {
@@ -40,6 +43,8 @@ MOUNT_ERROR_TERMS = ("S3FilesMount", "MountError", "Permission denied", "Stale f
 LOG_RETENTION_DAYS = {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192}
 LOG_RETENTION_DAYS |= {2557, 2922, 3288, 3653}
 NOOP_EGRESS_CIDRS = {"127.0.0.1/32", "255.255.255.255/32"}
+# DataBucket's objects, written with its ARN or (as the functions stack does) with its name.
+BUCKET_OBJECTS = ("${DataBucket.Arn}/", "arn:${AWS::Partition}:s3:::${DataBucket}/")
 
 
 def getatt(resource: str, attribute: str) -> dict[str, list[str]]:
@@ -48,10 +53,6 @@ def getatt(resource: str, attribute: str) -> dict[str, list[str]]:
 
 def ref(name: str) -> dict[str, str]:
     return {"Ref": name}
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
 
 
 def _key(value: Any) -> str:
@@ -221,12 +222,13 @@ def check_function_iam(template: dict[str, Any]) -> list[str]:
                     problems.append(
                         f"{fn}: S3 actions {sorted(s3 - DIRECT_READ_ACTIONS)} beyond direct reads"
                     )
-                resource = s.get("Resource")
-                if not (
-                    isinstance(resource, dict)
-                    and str(resource.get("Fn::Sub")).startswith("${DataBucket.Arn}/")
-                ):
-                    problems.append(f"{fn}: direct-read S3 access must be limited to objects of DataBucket")
+                root = template["Parameters"]["AccessPointRootPath"]
+                if s.get("Resource") not in [
+                    {"Fn::Sub": f"{bucket}{root[1:]}/*"} for bucket in BUCKET_OBJECTS
+                ]:
+                    problems.append(
+                        f"{fn}: direct-read S3 access must be limited to DataBucket objects under {root}"
+                    )
         if granted != CLIENT_ACTIONS[fn]:
             problems.append(f"{fn}: s3files actions {sorted(granted)}, expected {sorted(CLIENT_ACTIONS[fn])}")
         if s3_reads != _direct_reads(template, fn):

@@ -1,4 +1,5 @@
-"""Every template fact holds in every mode, and each check catches a deliberately broken template."""
+"""Every template fact holds for the composed stack in every mode, and each check catches a
+deliberately broken copy: of the composed stack, or of template.yaml's nesting of the functions."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import template_checks as tc
-from template_model import MODES
+from template_model import MODES, NESTED_ID, compose, resolve
+from testkit import transform
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -71,6 +73,11 @@ def _attach_full_access_policy(t: Template) -> None:
 def _s3_read_whole_account(t: Template) -> None:
     statement = next(s for s in tc.role_statements(t, "ReaderFunction") if "s3:GetObject" in s["Action"])
     statement["Resource"] = "arn:aws:s3:::*/*"
+
+
+def _s3_read_whole_bucket(t: Template) -> None:
+    statement = next(s for s in tc.role_statements(t, "WriterFunction") if "s3:GetObject" in s["Action"])
+    statement["Resource"] = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${DataBucket}/*"}
 
 
 def _open_mount_targets_to_world(t: Template) -> None:
@@ -249,6 +256,7 @@ BROKEN: list[tuple[Callable[[Template], list[str]], Callable[[Template], None], 
     (tc.check_function_iam, _reader_can_write, "create-vpc"),
     (tc.check_function_iam, _attach_full_access_policy, "create-vpc"),
     (tc.check_function_iam, _s3_read_whole_account, "create-vpc"),
+    (tc.check_function_iam, _s3_read_whole_bucket, "existing-vpc"),
     (tc.check_security_groups, _open_mount_targets_to_world, "create-vpc"),
     (tc.check_security_groups, _nfs_from_vpc_cidr, "existing-vpc"),
     (tc.check_security_groups, _default_function_egress, "create-vpc"),
@@ -288,6 +296,88 @@ BROKEN: list[tuple[Callable[[Template], list[str]], Callable[[Template], None], 
     (tc.check_alarms, _duration_over_timeout, "create-vpc"),
     (tc.check_outputs, _drop_output, "create-vpc"),
 ]
+
+
+def _passed(t: Template) -> dict[str, Any]:
+    """The parameters template.yaml passes to the functions stack (SAM, before the transform)."""
+    return _p(t, NESTED_ID)["Parameters"]
+
+
+def _nest_without_depends_on(t: Template) -> None:
+    del t["Resources"][NESTED_ID]["DependsOn"]
+
+
+def _nest_after_one_mount_target(t: Template) -> None:
+    t["Resources"][NESTED_ID]["DependsOn"] = ["MountTargetB"]
+
+
+def _pass_the_access_point_id(t: Template) -> None:
+    _passed(t)["AccessPointArn"] = tc.ref("AccessPoint")
+
+
+def _pass_the_file_system_as_access_point(t: Template) -> None:
+    _passed(t)["AccessPointArn"] = tc.getatt("FileSystem", "FileSystemArn")
+
+
+def _pass_another_file_system(t: Template) -> None:
+    _passed(t)["FileSystemArn"] = "arn:aws:s3files:us-east-1:123456789012:file-system/fs-0123456789abcdef0"
+
+
+def _pass_another_bucket(t: Template) -> None:
+    _passed(t)["BucketName"] = "someone-elses-bucket"
+
+
+def _pass_the_mount_target_group(t: Template) -> None:
+    _passed(t)["SecurityGroupIds"] = tc.getatt("MountTargetSecurityGroup", "GroupId")
+
+
+def _pass_one_subnet(t: Template) -> None:
+    _passed(t)["SubnetIds"] = tc.ref("PrivateSubnetA")
+
+
+NESTING_BROKEN: list[tuple[Callable[[Template], list[str]], Callable[[Template], None], str]] = [
+    (tc.check_function_mounts, _nest_without_depends_on, "create-vpc"),
+    (tc.check_function_mounts, _nest_after_one_mount_target, "existing-vpc"),
+    (tc.check_function_mounts, _pass_the_access_point_id, "create-vpc"),
+    (tc.check_function_iam, _pass_the_access_point_id, "existing-vpc"),
+    (tc.check_function_mounts, _pass_the_file_system_as_access_point, "no-direct-reads"),
+    (tc.check_function_iam, _pass_another_file_system, "create-vpc"),
+    (tc.check_function_iam, _pass_another_bucket, "create-vpc"),
+    (tc.check_function_mounts, _pass_the_mount_target_group, "existing-vpc"),
+    (tc.check_function_mounts, _pass_one_subnet, "create-vpc"),
+]
+
+
+@pytest.mark.parametrize(
+    ("check", "breakage", "mode"),
+    NESTING_BROKEN,
+    ids=[f"{c.__name__}-{b.__name__.lstrip('_')}" for c, b, _ in NESTING_BROKEN],
+)
+def test_check_catches_a_broken_nesting(
+    check: Callable[[Template], list[str]],
+    breakage: Callable[[Template], None],
+    mode: str,
+    sam_template: Template,
+    functions_transformed: Template,
+) -> None:
+    broken = copy.deepcopy(sam_template)
+    breakage(broken)
+    overrides = MODES[mode]
+    assert check(compose(resolve(transform(broken, overrides), overrides), functions_transformed)) != []
+
+
+@pytest.mark.parametrize(
+    "link", ["AccessPointArn", "FileSystemArn", "BucketName", "SubnetIds", "SecurityGroupIds"]
+)
+def test_a_link_the_root_does_not_pass_fails_the_stack(
+    link: str, sam_template: Template, functions_transformed: Template
+) -> None:
+    # The five links have no default: CloudFormation refuses the nested stack without them.
+    broken = copy.deepcopy(sam_template)
+    del _passed(broken)[link]
+    root = resolve(transform(broken, {}), {})
+    with pytest.raises(ValueError, match=f"parameter {link} has no value and no Default"):
+        compose(root, functions_transformed)
 
 
 @pytest.mark.parametrize("mode", MODES)

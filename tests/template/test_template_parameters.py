@@ -1,4 +1,5 @@
-"""Parameters, metadata, globals and the layer of the SAM template as written."""
+"""Parameters, metadata, globals and the layer of both SAM templates as written, and how
+template.yaml hands its settings to the functions template."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import re
 from typing import Any
 
 import pytest
-from template_model import allowed
+from template_model import FUNCTIONS_TEMPLATE, NESTED_ID, REPO, allowed
 
 CONTRACT_PARAMETERS = {
     "VpcId",
@@ -23,6 +24,9 @@ CONTRACT_PARAMETERS = {
     "AlarmTopicArn",
     "DocumentPrefix",
 }
+# What template.yaml creates and the functions template takes: no default, the stack needs them.
+LINKS = {"AccessPointArn", "FileSystemArn", "BucketName", "SubnetIds", "SecurityGroupIds"}
+CONSTRAINTS = ("Type", "Default", "AllowedPattern", "AllowedValues", "MinValue", "MaxValue")
 
 
 def _no_intrinsics(node: Any) -> bool:
@@ -103,15 +107,58 @@ def test_parameter_constraints(
     assert allowed(sam_template["Parameters"][parameter], value) is accepted
 
 
-def test_interface_groups_every_parameter_once(sam_template: dict[str, Any]) -> None:
-    interface = sam_template["Metadata"]["AWS::CloudFormation::Interface"]
+@pytest.mark.parametrize("which", ["root", "functions"])
+def test_interface_groups_every_parameter_once(
+    sam_template: dict[str, Any], functions_template: dict[str, Any], which: str
+) -> None:
+    template = sam_template if which == "root" else functions_template
+    interface = template["Metadata"]["AWS::CloudFormation::Interface"]
     grouped = [p for group in interface["ParameterGroups"] for p in group["Parameters"]]
-    assert sorted(grouped) == sorted(sam_template["Parameters"])
-    assert set(interface["ParameterLabels"]) == set(sam_template["Parameters"])
+    assert sorted(grouped) == sorted(template["Parameters"])
+    assert set(interface["ParameterLabels"]) == set(template["Parameters"])
 
 
-def test_serverless_repo_metadata(sam_template: dict[str, Any]) -> None:
-    app = sam_template["Metadata"]["AWS::ServerlessRepo::Application"]
+def test_functions_parameters_link_or_have_defaults(functions_template: dict[str, Any]) -> None:
+    parameters = functions_template["Parameters"]
+    for name, spec in parameters.items():
+        assert spec.get("Description"), f"{name} has no Description"
+        if name in LINKS:
+            assert "Default" not in spec, f"{name}: the functions cannot work without it"
+        else:
+            assert allowed(spec, str(spec["Default"])), f"{name}: its default violates its own constraints"
+    assert parameters.keys() >= LINKS
+    assert parameters["SubnetIds"]["Type"] == "List<AWS::EC2::Subnet::Id>"
+    assert parameters["SecurityGroupIds"]["Type"] == "List<AWS::EC2::SecurityGroup::Id>"
+
+
+def test_the_root_passes_every_functions_parameter(
+    sam_template: dict[str, Any], functions_template: dict[str, Any]
+) -> None:
+    # A setting the root forgot would silently take the functions template's default.
+    nested = sam_template["Resources"][NESTED_ID]
+    assert nested["Type"] == "AWS::Serverless::Application"
+    assert nested["Properties"]["Location"] == "functions/template.yaml"
+    passed = nested["Properties"]["Parameters"]
+    assert passed.keys() == functions_template["Parameters"].keys()
+    for name in passed.keys() - LINKS:
+        assert passed[name] == {"Ref": name}, f"{name}: pass the root's own parameter through"
+
+
+def test_settings_have_the_same_constraints_in_both_templates(
+    sam_template: dict[str, Any], functions_template: dict[str, Any]
+) -> None:
+    # The root validates what it passes through exactly as the functions stack will.
+    settings = functions_template["Parameters"].keys() - LINKS
+    assert settings >= {"LocalMountPath", "DirectS3Read", "DocumentPrefix", "ReservedConcurrency"}
+    for name in settings:
+        root, functions = sam_template["Parameters"][name], functions_template["Parameters"][name]
+        assert {k: root.get(k) for k in CONSTRAINTS} == {k: functions.get(k) for k in CONSTRAINTS}, name
+
+
+def test_serverless_repo_metadata(sam_template: dict[str, Any], functions_template: dict[str, Any]) -> None:
+    # The functions template is the application published to SAR; the root is not publishable.
+    assert "AWS::ServerlessRepo::Application" not in sam_template["Metadata"]
+    app = functions_template["Metadata"]["AWS::ServerlessRepo::Application"]
     assert app["Name"] == "s3files-lambda-atomic-commit"
     assert {
         "Description",
@@ -125,10 +172,12 @@ def test_serverless_repo_metadata(sam_template: dict[str, Any]) -> None:
     assert re.fullmatch(r"\d+\.\d+\.\d+", app["SemanticVersion"])
     assert 1 <= len(app["Labels"]) <= 10
     assert _no_intrinsics(app), "SAR metadata must not contain intrinsic functions"
+    assert (FUNCTIONS_TEMPLATE.parent / app["LicenseUrl"]).resolve() == REPO / "LICENSE"
+    assert (FUNCTIONS_TEMPLATE.parent / app["ReadmeUrl"]).resolve() == REPO / "README.md"
 
 
-def test_function_globals(sam_template: dict[str, Any]) -> None:
-    function = sam_template["Globals"]["Function"]
+def test_function_globals(functions_template: dict[str, Any]) -> None:
+    function = functions_template["Globals"]["Function"]
     assert function["Runtime"] == "python3.13"
     assert function["Architectures"] == ["x86_64"]
     assert function["Handler"] == "app.handler"
@@ -136,16 +185,18 @@ def test_function_globals(sam_template: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("name", ["writer", "reader", "janitor"])
-def test_function_code_location(sam_template: dict[str, Any], name: str) -> None:
-    function = sam_template["Resources"][f"{name.capitalize()}Function"]
+def test_function_code_location(functions_template: dict[str, Any], name: str) -> None:
+    function = functions_template["Resources"][f"{name.capitalize()}Function"]
     assert function["Type"] == "AWS::Serverless::Function"
-    assert function["Properties"]["CodeUri"] == f"functions/{name}/"
+    assert function["Properties"]["CodeUri"] == f"{name}/"
+    assert (FUNCTIONS_TEMPLATE.parent / name / "app.py").is_file()
 
 
-def test_shared_layer(sam_template: dict[str, Any]) -> None:
-    layer = sam_template["Resources"]["SharedLayer"]
+def test_shared_layer(functions_template: dict[str, Any]) -> None:
+    layer = functions_template["Resources"]["SharedLayer"]
     assert layer["Type"] == "AWS::Serverless::LayerVersion"
     assert layer["Metadata"]["BuildMethod"] == "makefile"
-    assert layer["Properties"]["ContentUri"] == "layers/shared"
+    assert layer["Properties"]["ContentUri"] == "../layers/shared"
+    assert (FUNCTIONS_TEMPLATE.parent / "../layers/shared").resolve() == REPO / "layers" / "shared"
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     assert layer["Properties"]["RetentionPolicy"] == "Delete"
