@@ -30,6 +30,8 @@ REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "template.yaml"
 FUNCTIONS_TEMPLATE = REPO / "functions" / "template.yaml"
 NESTED_ID = "Functions"
+# What template.yaml creates and passes to the functions template, which has no default for them.
+LINKS = frozenset({"AccessPointArn", "FileSystemArn", "BucketName", "SubnetIds", "SecurityGroupIds"})
 
 # Parameter overrides of the modes every check runs against.
 MODES: dict[str, dict[str, str]] = {

@@ -4,17 +4,17 @@ deliberately broken copy: of the composed stack, or of template.yaml's nesting o
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import template_checks as tc
-from template_model import MODES, NESTED_ID, compose, resolve
+from template_model import LINKS, MODES, NESTED_ID, compose, resolve
 from testkit import transform
 
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
 Template = dict[str, Any]
+# A check, a breakage it must catch, and the mode to break.
+Case = tuple[Callable[[Template], list[str]], Callable[[Template], None], str]
 
 
 def _p(t: Template, rid: str) -> dict[str, Any]:
@@ -244,7 +244,7 @@ def _drop_output(t: Template) -> None:
     del t["Outputs"]["CommittedFilesS3Prefix"]
 
 
-BROKEN: list[tuple[Callable[[Template], list[str]], Callable[[Template], None], str]] = [
+BROKEN: list[Case] = [
     (tc.check_function_mounts, _drop_depends_on, "create-vpc"),
     (tc.check_function_mounts, _depend_on_one_mount_target, "existing-vpc"),
     (tc.check_function_mounts, _mount_access_point_id, "create-vpc"),
@@ -298,88 +298,6 @@ BROKEN: list[tuple[Callable[[Template], list[str]], Callable[[Template], None], 
 ]
 
 
-def _passed(t: Template) -> dict[str, Any]:
-    """The parameters template.yaml passes to the functions stack (SAM, before the transform)."""
-    return _p(t, NESTED_ID)["Parameters"]
-
-
-def _nest_without_depends_on(t: Template) -> None:
-    del t["Resources"][NESTED_ID]["DependsOn"]
-
-
-def _nest_after_one_mount_target(t: Template) -> None:
-    t["Resources"][NESTED_ID]["DependsOn"] = ["MountTargetB"]
-
-
-def _pass_the_access_point_id(t: Template) -> None:
-    _passed(t)["AccessPointArn"] = tc.ref("AccessPoint")
-
-
-def _pass_the_file_system_as_access_point(t: Template) -> None:
-    _passed(t)["AccessPointArn"] = tc.getatt("FileSystem", "FileSystemArn")
-
-
-def _pass_another_file_system(t: Template) -> None:
-    _passed(t)["FileSystemArn"] = "arn:aws:s3files:us-east-1:123456789012:file-system/fs-0123456789abcdef0"
-
-
-def _pass_another_bucket(t: Template) -> None:
-    _passed(t)["BucketName"] = "someone-elses-bucket"
-
-
-def _pass_the_mount_target_group(t: Template) -> None:
-    _passed(t)["SecurityGroupIds"] = tc.getatt("MountTargetSecurityGroup", "GroupId")
-
-
-def _pass_one_subnet(t: Template) -> None:
-    _passed(t)["SubnetIds"] = tc.ref("PrivateSubnetA")
-
-
-NESTING_BROKEN: list[tuple[Callable[[Template], list[str]], Callable[[Template], None], str]] = [
-    (tc.check_function_mounts, _nest_without_depends_on, "create-vpc"),
-    (tc.check_function_mounts, _nest_after_one_mount_target, "existing-vpc"),
-    (tc.check_function_mounts, _pass_the_access_point_id, "create-vpc"),
-    (tc.check_function_iam, _pass_the_access_point_id, "existing-vpc"),
-    (tc.check_function_mounts, _pass_the_file_system_as_access_point, "no-direct-reads"),
-    (tc.check_function_iam, _pass_another_file_system, "create-vpc"),
-    (tc.check_function_iam, _pass_another_bucket, "create-vpc"),
-    (tc.check_function_mounts, _pass_the_mount_target_group, "existing-vpc"),
-    (tc.check_function_mounts, _pass_one_subnet, "create-vpc"),
-]
-
-
-@pytest.mark.parametrize(
-    ("check", "breakage", "mode"),
-    NESTING_BROKEN,
-    ids=[f"{c.__name__}-{b.__name__.lstrip('_')}" for c, b, _ in NESTING_BROKEN],
-)
-def test_check_catches_a_broken_nesting(
-    check: Callable[[Template], list[str]],
-    breakage: Callable[[Template], None],
-    mode: str,
-    sam_template: Template,
-    functions_transformed: Template,
-) -> None:
-    broken = copy.deepcopy(sam_template)
-    breakage(broken)
-    overrides = MODES[mode]
-    assert check(compose(resolve(transform(broken, overrides), overrides), functions_transformed)) != []
-
-
-@pytest.mark.parametrize(
-    "link", ["AccessPointArn", "FileSystemArn", "BucketName", "SubnetIds", "SecurityGroupIds"]
-)
-def test_a_link_the_root_does_not_pass_fails_the_stack(
-    link: str, sam_template: Template, functions_transformed: Template
-) -> None:
-    # The five links have no default: CloudFormation refuses the nested stack without them.
-    broken = copy.deepcopy(sam_template)
-    del _passed(broken)[link]
-    root = resolve(transform(broken, {}), {})
-    with pytest.raises(ValueError, match=f"parameter {link} has no value and no Default"):
-        compose(root, functions_transformed)
-
-
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("check", tc.CHECKS, ids=lambda c: c.__name__)
 def test_template_satisfies(
@@ -388,11 +306,13 @@ def test_template_satisfies(
     assert check(resolved[mode]) == []
 
 
-@pytest.mark.parametrize(
-    ("check", "breakage", "mode"),
-    BROKEN,
-    ids=[f"{c.__name__}-{b.__name__.lstrip('_')}" for c, b, _ in BROKEN],
-)
+def breakages(cases: list[Case]) -> pytest.MarkDecorator:
+    """Parametrize a test over (check, breakage, mode) cases, named after check and breakage."""
+    ids = [f"{c.__name__}-{b.__name__.lstrip('_')}" for c, b, _ in cases]
+    return pytest.mark.parametrize(("check", "breakage", "mode"), cases, ids=ids)
+
+
+@breakages(BROKEN)
 def test_check_catches(
     check: Callable[[Template], list[str]],
     breakage: Callable[[Template], None],
@@ -435,3 +355,79 @@ def test_alarm_topic_is_notified_only_when_given(resolved: dict[str, Template]) 
     for mode, expected in (("existing-vpc", [topic]), ("create-vpc", None)):
         alarms = tc.of_type(resolved[mode], "AWS::CloudWatch::Alarm")
         assert {str(a["Properties"].get("AlarmActions")) for a in alarms.values()} == {str(expected)}
+
+
+def _passed(t: Template) -> dict[str, Any]:
+    """The parameters template.yaml passes to the functions stack (SAM, before the transform)."""
+    return _p(t, NESTED_ID)["Parameters"]
+
+
+def _nest_without_depends_on(t: Template) -> None:
+    del t["Resources"][NESTED_ID]["DependsOn"]
+
+
+def _nest_after_one_mount_target(t: Template) -> None:
+    t["Resources"][NESTED_ID]["DependsOn"] = ["MountTargetB"]
+
+
+def _pass_the_access_point_id(t: Template) -> None:
+    _passed(t)["AccessPointArn"] = tc.ref("AccessPoint")
+
+
+def _pass_the_file_system_as_access_point(t: Template) -> None:
+    _passed(t)["AccessPointArn"] = tc.getatt("FileSystem", "FileSystemArn")
+
+
+def _pass_another_file_system(t: Template) -> None:
+    _passed(t)["FileSystemArn"] = "arn:aws:s3files:us-east-1:123456789012:file-system/fs-0123456789abcdef0"
+
+
+def _pass_another_bucket(t: Template) -> None:
+    _passed(t)["BucketName"] = "someone-elses-bucket"
+
+
+def _pass_the_mount_target_group(t: Template) -> None:
+    _passed(t)["SecurityGroupIds"] = tc.getatt("MountTargetSecurityGroup", "GroupId")
+
+
+def _pass_one_subnet(t: Template) -> None:
+    _passed(t)["SubnetIds"] = tc.ref("PrivateSubnetA")
+
+
+NESTING_BROKEN: list[Case] = [
+    (tc.check_function_mounts, _nest_without_depends_on, "create-vpc"),
+    (tc.check_function_mounts, _nest_after_one_mount_target, "existing-vpc"),
+    (tc.check_function_mounts, _pass_the_access_point_id, "create-vpc"),
+    (tc.check_function_iam, _pass_the_access_point_id, "existing-vpc"),
+    (tc.check_function_mounts, _pass_the_file_system_as_access_point, "no-direct-reads"),
+    (tc.check_function_iam, _pass_another_file_system, "create-vpc"),
+    (tc.check_function_iam, _pass_another_bucket, "create-vpc"),
+    (tc.check_function_mounts, _pass_the_mount_target_group, "existing-vpc"),
+    (tc.check_function_mounts, _pass_one_subnet, "create-vpc"),
+]
+
+
+@breakages(NESTING_BROKEN)
+def test_check_catches_a_broken_nesting(
+    check: Callable[[Template], list[str]],
+    breakage: Callable[[Template], None],
+    mode: str,
+    sam_template: Template,
+    functions_transformed: Template,
+) -> None:
+    broken = copy.deepcopy(sam_template)
+    breakage(broken)
+    overrides = MODES[mode]
+    assert check(compose(resolve(transform(broken, overrides), overrides), functions_transformed)) != []
+
+
+@pytest.mark.parametrize("link", sorted(LINKS))
+def test_a_link_the_root_does_not_pass_fails_the_stack(
+    link: str, sam_template: Template, functions_transformed: Template
+) -> None:
+    # The five links have no default: CloudFormation refuses the nested stack without them.
+    broken = copy.deepcopy(sam_template)
+    del _passed(broken)[link]
+    root = resolve(transform(broken, {}), {})
+    with pytest.raises(ValueError, match=f"parameter {link} has no value and no Default"):
+        compose(root, functions_transformed)

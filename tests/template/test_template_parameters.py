@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 import pytest
-from template_model import FUNCTIONS_TEMPLATE, NESTED_ID, REPO, allowed
+from template_model import FUNCTIONS_TEMPLATE, LINKS, NESTED_ID, REPO, allowed
 
 CONTRACT_PARAMETERS = {
     "VpcId",
@@ -24,8 +24,6 @@ CONTRACT_PARAMETERS = {
     "AlarmTopicArn",
     "DocumentPrefix",
 }
-# What template.yaml creates and the functions template takes: no default, the stack needs them.
-LINKS = {"AccessPointArn", "FileSystemArn", "BucketName", "SubnetIds", "SecurityGroupIds"}
 CONSTRAINTS = ("Type", "Default", "AllowedPattern", "AllowedValues", "MinValue", "MaxValue")
 
 
