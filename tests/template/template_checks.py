@@ -565,11 +565,26 @@ def check_alarms(template: dict[str, Any]) -> list[str]:
 
 
 def check_outputs(template: dict[str, Any]) -> list[str]:
-    """The contract's outputs, each described."""
+    """The contract's outputs, each described; those naming a resource (re-exported from the
+    functions stack or not) name the right one."""
     outputs = template.get("Outputs", {})
     problems = [f"missing output {name}" for name in sorted(CONTRACT_OUTPUTS - outputs.keys())]
     problems += [
         f"output {name} has no Description" for name, o in outputs.items() if not o.get("Description")
+    ]
+    expected = {
+        "FileSystemId": getatt("FileSystem", "FileSystemId"),
+        "AccessPointArn": getatt("AccessPoint", "AccessPointArn"),
+        "FunctionSecurityGroupId": ref("FunctionSecurityGroup"),
+        "MountTargetSecurityGroupId": ref("MountTargetSecurityGroup"),
+        "DeadLetterQueueUrl": ref("DeadLetterQueue"),
+    }
+    for fn in FUNCTIONS:
+        expected |= {f"{fn}Name": ref(fn), f"{fn}Arn": getatt(fn, "Arn")}
+    problems += [
+        f"output {name} must be {value}, is {outputs[name].get('Value')}"
+        for name, value in expected.items()
+        if name in outputs and outputs[name].get("Value") != value
     ]
     return problems
 

@@ -394,6 +394,10 @@ def _pass_one_subnet(t: Template) -> None:
     _passed(t)["SubnetIds"] = tc.ref("PrivateSubnetA")
 
 
+def _reexport_the_reader_as_the_writer(t: Template) -> None:
+    t["Outputs"]["WriterFunctionName"]["Value"] = tc.getatt(NESTED_ID, "Outputs.ReaderFunctionName")
+
+
 NESTING_BROKEN: list[Case] = [
     (tc.check_function_mounts, _nest_without_depends_on, "create-vpc"),
     (tc.check_function_mounts, _nest_after_one_mount_target, "existing-vpc"),
@@ -404,6 +408,7 @@ NESTING_BROKEN: list[Case] = [
     (tc.check_function_iam, _pass_another_bucket, "create-vpc"),
     (tc.check_function_mounts, _pass_the_mount_target_group, "existing-vpc"),
     (tc.check_function_mounts, _pass_one_subnet, "create-vpc"),
+    (tc.check_outputs, _reexport_the_reader_as_the_writer, "existing-vpc"),
 ]
 
 
