@@ -212,7 +212,7 @@ def test_cli_fails_when_the_function_raises(build_dir: Path, mount_root: Path, t
     done = run_cli(build_dir, mount_root, "--function", "writer", "--env-file", str(env_file))
     assert done.returncode == 1
     assert json.loads(done.stdout)["errorType"] == "ConfigError"
-    assert "the function failed" in done.stderr
+    assert "the invocation failed (Unhandled)" in done.stderr
     assert "DOCUMENT_PREFIX" in done.stderr  # the function's own log is shown
     assert not (mount_root.parent / "escape").exists()
 
