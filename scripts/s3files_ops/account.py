@@ -291,26 +291,37 @@ def check_concurrency(lambda_: BaseClient, plan: Plan, held: Mapping[str, int], 
             f"set {RESERVED_CONCURRENCY} above 0, or use a template that leaves ReservedConcurrentExecutions "
             f"out at 0 (!If [HasReservation, !Ref {RESERVED_CONCURRENCY}, !Ref AWS::NoValue])",
         )
-    limits = lambda_.get_account_settings()["AccountLimit"]
+    try:
+        limits = lambda_.get_account_settings()["AccountLimit"]
+    except ClientError as exc:
+        if not plan.requested:
+            return StepResult(PF_CONCURRENCY, Status.PASS, f"{plan.setting}: no reservation")
+        return StepResult(
+            PF_CONCURRENCY,
+            Status.WARN,
+            f"{plan.setting} reserves {plan.requested}, unchecked: {error_text(exc)}",
+            "allow lambda:GetAccountSettings to check it, or reserve nothing: "
+            f"{RESERVED_CONCURRENCY}=0 in {plan.where_to_set}",
+        )
     limit, unreserved = limits["ConcurrentExecutions"], limits["UnreservedConcurrentExecutions"]
     # Lambda keeps the unreserved pool at or above a floor: 100 where the limit is >= 1,000, and (as
     # "below its minimum value of [10]" shows) the whole limit on new accounts of 10 or 50, where no
     # reservation is possible. AWS documents only the 100, so take the lower bound of both readings.
     floor = min(100, limit)
     pool = unreserved + sum(held.values())
-    account = f"account limit {limit}, unreserved {unreserved}" + (
+    account = f"limit {limit}, unreserved {unreserved}" + (
         f" (+{sum(held.values())} the stack holds now)" if held else ""
     )
     if not plan.requested:
-        return StepResult(PF_CONCURRENCY, Status.PASS, f"{plan.setting}: no reservation; {account}")
+        return StepResult(PF_CONCURRENCY, Status.PASS, f"{plan.setting}: no reservation; account {account}")
     listing = ", ".join(f"{r.function} {r.amount}" for r in plan.reservations if r.amount)
     left = pool - plan.requested
     if left >= floor:
         return StepResult(
             PF_CONCURRENCY,
             Status.PASS,
-            f"{plan.setting} reserves {plan.requested} ({listing}); {account}; {left} stay unreserved "
-            f"(minimum {floor})",
+            f"{plan.setting} reserves {plan.requested} ({listing}); account {account}; {left} stay "
+            f"unreserved (minimum {floor})",
         )
     if pool - plan.fixed >= floor:
         fits = (pool - floor - plan.fixed) // plan.per_unit if plan.per_unit else 0
@@ -368,7 +379,7 @@ def check_vpc_quota(ec2: BaseClient, servicequotas: BaseClient, region: str) -> 
         "unused VPC; or deploy into an existing VPC by setting VpcId and SubnetIds (two private subnets "
         "in two AZs)"
     )
-    counted = f"{in_use} VPCs in use in {region}"  # the default VPC counts too
+    counted = f"{in_use} in use in {region}"  # the default VPC counts too
     if unreadable:
         full = in_use >= limit
         return StepResult(

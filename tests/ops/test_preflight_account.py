@@ -65,7 +65,7 @@ def test_all_clear(app: Path, account: PreflightClients, stubs: tuple[Stubber, S
     assert "[PASS] S3 Files in the Region" in out
     assert "ReservedConcurrency=0 (template default): no reservation; account limit 1000" in out
     # moto's region holds its default VPC; its Service Quotas answer the default quota of 5.
-    assert "1 VPCs in use in us-east-1, quota 5; the stack creates 1" in out
+    assert "1 in use in us-east-1, quota 5; the stack creates 1" in out
     assert "fix:" not in out
     assert out.strip().endswith("5 pass, 0 fail, 0 warn, 0 skip")
 
@@ -121,6 +121,27 @@ def test_large_account_without_room_fails_and_names_the_largest_reservation_that
     assert "parameter_overrides of [prod.deploy.parameters] in samconfig.toml" in line
     assert "or at most ReservedConcurrency=33" in line
     assert "--desired-value 1050" in line
+
+
+@pytest.mark.parametrize("reserved", ["0", "3"])
+def test_unreadable_account_settings_only_warn_about_a_reservation(
+    app: Path, account: PreflightClients, stubs: tuple[Stubber, Stubber], capsys: Any, reserved: str
+) -> None:
+    lam, s3files = stubs
+    s3files.add_response("list_file_systems", *S3FILES_OK)
+    lam.add_client_error("get_account_settings", "AccessDeniedException", "not authorized", 403)
+    code, out = _run(app, account, capsys, "--parameter-overrides", f"ReservedConcurrency={reserved}")
+    assert code == 0, out
+    line = _line(out, "Lambda concurrency")
+    if reserved == "0":
+        assert line.startswith("[PASS]") and "ReservedConcurrency=0 (command line): no reservation" in line
+    else:
+        assert line.startswith("[WARN]")
+        assert "reserves 9, unchecked: AccessDeniedException: not authorized" in line
+        assert (
+            "fix: allow lambda:GetAccountSettings to check it, or reserve nothing: ReservedConcurrency=0"
+            in line
+        )
 
 
 def test_an_update_counts_what_the_stack_already_reserves(
@@ -227,10 +248,7 @@ def test_full_vpc_quota_fails_with_the_quota_request(
     code, out = _run(app, account, capsys)
     assert code == 1
     line = _line(out, "VPCs per Region quota")
-    assert (
-        "[FAIL]" in line
-        and "5 VPCs in use in us-east-1, quota 5: creating the stack's VPC would fail" in line
-    )
+    assert "[FAIL]" in line and "5 in use in us-east-1, quota 5: creating the stack's VPC would fail" in line
     assert "--service-code vpc --quota-code L-F678F1CE --desired-value 10 --region us-east-1" in line
     assert "delete an unused VPC" in line and "setting VpcId and SubnetIds" in line
 
@@ -245,8 +263,7 @@ def test_last_free_vpc_warns(
     assert code == 0, out
     line = _line(out, "VPCs per Region quota")
     assert (
-        line.startswith("[WARN]")
-        and "4 VPCs in use in us-east-1, quota 5: this stack takes the last one" in line
+        line.startswith("[WARN]") and "4 in use in us-east-1, quota 5: this stack takes the last one" in line
     )
     assert "fix: request more" in line
 
@@ -262,10 +279,7 @@ def test_unreadable_vpc_quota_warns_and_assumes_the_default(
     assert code == 0, out
     line = _line(out, "VPCs per Region quota")
     assert line.startswith("[WARN]")
-    assert (
-        "1 VPCs in use in us-east-1; the quota is not readable (AccessDeniedException: not authorized)"
-        in line
-    )
+    assert "1 in use in us-east-1; the quota is not readable (AccessDeniedException: not authorized)" in line
     assert "so the default 5 is assumed" in line
     assert "fix: allow servicequotas:GetServiceQuota to check it" in line
 
