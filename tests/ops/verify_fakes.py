@@ -174,16 +174,10 @@ Globals:
 Resources:
   WriterFunction:
     Type: AWS::Serverless::Function
-    Properties:
+    Properties: &reserving
       ReservedConcurrentExecutions: !If [HasReservation, !Ref ReservedConcurrency, !Ref AWS::NoValue]
-  ReaderFunction:
-    Type: AWS::Serverless::Function
-    Properties:
-      ReservedConcurrentExecutions: !If [HasReservation, !Ref ReservedConcurrency, !Ref AWS::NoValue]
-  UnzipFunction:
-    Type: AWS::Serverless::Function
-    Properties:
-      ReservedConcurrentExecutions: !If [HasReservation, !Ref ReservedConcurrency, !Ref AWS::NoValue]
+  ReaderFunction: {Type: AWS::Serverless::Function, Properties: *reserving}
+  UnzipFunction: {Type: AWS::Serverless::Function, Properties: *reserving}
   JanitorFunction:
     Type: AWS::Serverless::Function
     Properties: {Timeout: 60}
