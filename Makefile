@@ -21,9 +21,10 @@ help:
 	@echo "make invoke [FUNCTION=writer] [EVENT=events/writer.json]  build, then invoke locally (no Docker)"
 	@echo "make test                                              lint, template checks, unit/crash/e2e tests"
 	@echo "make build                                             sam build (the layer ships its .pyc)"
-	@echo "make bench | deploy [ENV=prod] | delete [ENV=prod]"
+	@echo "make bench | deploy [ENV=prod] [SKIP_PREFLIGHT=1] | delete [ENV=prod]"
 	@echo "make publish BUCKET=<artifact bucket> [REGION=eu-west-1] [VERSION=0.2.0]   the functions to SAR"
-	@echo "make verify STACK=... [ARGS=\"--wait-seconds 900 --region eu-west-1\"] | preflight ARGS=\"--vpc-id .. --subnet-ids a,b\""
+	@echo "make preflight [ENV=prod] [ARGS=\"--parameter-overrides ReservedConcurrency=5 --region eu-west-1\"]"
+	@echo "make verify STACK=... [ARGS=\"--wait-seconds 900 --region eu-west-1\"]"
 
 $(VENV)/.stamp: requirements-dev.txt
 	@if [ -z "$(PY313)" ]; then \
@@ -60,7 +61,14 @@ test: venv lint
 bench: build
 	$(PY) bench/run.py
 
-deploy: build
+# The preflight checks the account before anything is built or created; SKIP_PREFLIGHT=1 skips it.
+deploy: $(VENV)/.stamp
+ifeq ($(SKIP_PREFLIGHT),)
+	@$(PY) scripts/verify.py preflight --config-env $(ENV) || { \
+	  echo "make deploy: stopped before creating anything. Fix the FAIL lines above, or deploy anyway:" \
+	       "SKIP_PREFLIGHT=1 make deploy ENV=$(ENV)" >&2; exit 1; }
+endif
+	@$(MAKE) --no-print-directory build
 	sam deploy --config-env $(ENV)
 
 delete: $(VENV)/.stamp
@@ -74,7 +82,7 @@ verify: $(VENV)/.stamp
 	$(PY) scripts/verify.py --stack $(STACK) $(ARGS)
 
 preflight: $(VENV)/.stamp
-	$(PY) scripts/verify.py preflight $(ARGS)
+	$(PY) scripts/verify.py preflight --config-env $(ENV) $(ARGS)
 
 # SAR gets functions/template.yaml exactly as the stack nests it: its sam build output, packaged.
 SAR_TEMPLATE := .aws-sam/build/Functions/template.yaml
