@@ -15,6 +15,8 @@ from typing import Any
 from template_model import as_list
 
 FUNCTIONS = ("WriterFunction", "ReaderFunction", "JanitorFunction")
+# The functions that serve requests, which a reservation (ReservedConcurrency) is for.
+SERVING = ("WriterFunction", "ReaderFunction")
 CLIENT_ACTIONS = {
     "WriterFunction": {"s3files:ClientMount", "s3files:ClientWrite"},
     "ReaderFunction": {"s3files:ClientMount"},
@@ -480,12 +482,19 @@ def check_dead_letter(template: dict[str, Any]) -> list[str]:
 
 
 def check_concurrency(template: dict[str, Any]) -> list[str]:
-    """Reserved concurrency on every function: it caps NFS connections too."""
+    """Reservation is opt-in: ReservedConcurrency 0 reserves nothing anywhere in the stack; any other
+    value is reserved for every function that serves requests, and for no other function (the janitor's
+    schedule keeps its runs apart without one)."""
     problems: list[str] = []
-    for fn in FUNCTIONS:
-        value = props(template, fn).get("ReservedConcurrentExecutions")
-        if not str(value).isdigit() or int(value) < 1:
-            problems.append(f"{fn}: ReservedConcurrentExecutions must be a positive number, got {value!r}")
+    wanted = str(template["Parameters"].get("ReservedConcurrency", "0"))
+    for rid in of_type(template, "AWS::Lambda::Function"):
+        value = props(template, rid).get("ReservedConcurrentExecutions")
+        expected = wanted if rid in SERVING and wanted != "0" else None
+        if (None if value is None else str(value)) != expected:
+            problems.append(
+                f"{rid}: ReservedConcurrentExecutions {value!r}, expected {expected or 'none'} "
+                f"with ReservedConcurrency={wanted}"
+            )
     return problems
 
 

@@ -203,8 +203,20 @@ def _writer_without_dlq(t: Template) -> None:
     del _p(t, "WriterFunction")["DeadLetterConfig"]
 
 
-def _unreserved_concurrency(t: Template) -> None:
+def _reserve_by_default(t: Template) -> None:
+    _p(t, "WriterFunction")["ReservedConcurrentExecutions"] = 20
+
+
+def _unreserved_reader(t: Template) -> None:
     del _p(t, "ReaderFunction")["ReservedConcurrentExecutions"]
+
+
+def _single_flight_janitor(t: Template) -> None:
+    _p(t, "JanitorFunction")["ReservedConcurrentExecutions"] = 1
+
+
+def _reserve_zero(t: Template) -> None:
+    _p(t, "WriterFunction")["ReservedConcurrentExecutions"] = "0"
 
 
 def _long_janitor(t: Template) -> None:
@@ -285,7 +297,11 @@ BROKEN: list[Case] = [
     (tc.check_logging, _narrow_mount_error_pattern, "create-vpc"),
     (tc.check_dead_letter, _unencrypted_dlq, "create-vpc"),
     (tc.check_dead_letter, _writer_without_dlq, "create-vpc"),
-    (tc.check_concurrency, _unreserved_concurrency, "create-vpc"),
+    (tc.check_concurrency, _reserve_by_default, "create-vpc"),
+    (tc.check_concurrency, _unreserved_reader, "existing-vpc"),
+    (tc.check_concurrency, _single_flight_janitor, "create-vpc"),
+    (tc.check_concurrency, _single_flight_janitor, "existing-vpc"),
+    (tc.check_concurrency, _reserve_zero, "existing-vpc"),
     (tc.check_janitor, _long_janitor, "create-vpc"),
     (tc.check_janitor, _daily_janitor, "create-vpc"),
     (tc.check_janitor, _young_staging_files_removed, "create-vpc"),
@@ -339,6 +355,25 @@ def test_created_vpc_only_without_vpc_id(resolved: dict[str, Template]) -> None:
     created = {"Vpc", "PrivateSubnetA", "PrivateSubnetB", "PrivateRouteTable", "S3GatewayEndpoint"}
     assert created <= resolved["create-vpc"]["Resources"].keys()
     assert not created & resolved["existing-vpc"]["Resources"].keys()
+
+
+def test_default_parameters_reserve_no_concurrency(resolved: dict[str, Template]) -> None:
+    reserved = [
+        rid
+        for rid, resource in resolved["create-vpc"]["Resources"].items()
+        if "ReservedConcurrentExecutions" in resource.get("Properties", {})
+    ]
+    assert reserved == []
+
+
+def test_a_reservation_reaches_the_functions_that_serve_requests(resolved: dict[str, Template]) -> None:
+    template = resolved["existing-vpc"]
+    reserved = {
+        rid: props["ReservedConcurrentExecutions"]
+        for rid in tc.of_type(template, "AWS::Lambda::Function")
+        if "ReservedConcurrentExecutions" in (props := _p(template, rid))
+    }
+    assert reserved == dict.fromkeys(tc.SERVING, MODES["existing-vpc"]["ReservedConcurrency"])
 
 
 def test_kms_key_encrypts_bucket_and_file_system(resolved: dict[str, Template]) -> None:

@@ -58,6 +58,7 @@ def test_contract_defaults(sam_template: dict[str, Any]) -> None:
         "KmsKeyArn": "",
         "AlarmTopicArn": "",
         "DocumentPrefix": "documents",
+        "ReservedConcurrency": "0",
     }
     assert {k: defaults[k] for k in expected} == expected
 
@@ -91,7 +92,14 @@ def test_contract_defaults(sam_template: dict[str, Any]) -> None:
         ("KmsKeyArn", "alias/my-key", False),
         ("AlarmTopicArn", "arn:aws:sns:eu-west-1:123456789012:ops", True),
         ("AlarmTopicArn", "ops", False),
-        ("ReservedConcurrency", "0", False),
+        ("ReservedConcurrency", "0", True),
+        ("ReservedConcurrency", "1", True),
+        ("ReservedConcurrency", "1000", True),
+        ("ReservedConcurrency", "1001", False),
+        ("ReservedConcurrency", "00", False),
+        ("ReservedConcurrency", "0.0", False),
+        ("ReservedConcurrency", "20.5", False),
+        ("ReservedConcurrency", "-1", False),
         ("LogRetentionDays", "14", True),
         ("LogRetentionDays", "10", False),
         ("DocumentPrefix", "documents", True),
