@@ -8,6 +8,7 @@ contract require, so a test can run them on the real template and on deliberatel
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from typing import Any
@@ -17,6 +18,8 @@ from template_model import as_list
 FUNCTIONS = ("WriterFunction", "ReaderFunction", "JanitorFunction")
 # The functions that serve requests, which a reservation (ReservedConcurrency) is for.
 SERVING = ("WriterFunction", "ReaderFunction")
+# s3files_store.config.STAGING_GRACE_SECONDS: added to the longest commit before a staging file is abandoned.
+STAGING_GRACE_SECONDS = 60
 CLIENT_ACTIONS = {
     "WriterFunction": {"s3files:ClientMount", "s3files:ClientWrite"},
     "ReaderFunction": {"s3files:ClientMount"},
@@ -77,6 +80,19 @@ def role_statements(template: dict[str, Any], function: str) -> list[dict[str, A
     for policy in props(template, role).get("Policies", []):
         statements += as_list(policy["PolicyDocument"]["Statement"])
     return statements
+
+
+def allows(statement: dict[str, Any], action: str) -> bool:
+    """Whether an Allow statement covers `action`, through wildcards ("s3:Delete*", "*") or a NotAction
+    that does not exclude it (IAM action names are case-insensitive)."""
+    if statement.get("Effect") != "Allow":
+        return False
+    matches = any(fnmatch.fnmatchcase(action.lower(), pattern.lower()) for pattern in _patterns(statement))
+    return matches != ("NotAction" in statement)
+
+
+def _patterns(statement: dict[str, Any]) -> list[str]:
+    return [str(p) for p in as_list(statement.get("NotAction", statement.get("Action", [])))]
 
 
 def _grants(statements: list[dict[str, Any]], actions: set[str], resource: Any) -> bool:
@@ -499,7 +515,10 @@ def check_concurrency(template: dict[str, Any]) -> list[str]:
 
 
 def check_janitor(template: dict[str, Any]) -> list[str]:
-    """Scheduled every 15 minutes, bounded, and only removes staging files older than any live commit."""
+    """Scheduled every 15 minutes, bounded, and only removes staging files older than any live commit:
+    COMMIT_TIMEOUT_SECONDS is the longest Timeout of the functions that commit (every holder of
+    s3files:ClientWrite but the janitor, whose only staging file, its clock probe, lives within its own
+    run: that Timeout stays within COMMIT_TIMEOUT_SECONDS + the grace)."""
     problems: list[str] = []
     janitor = props(template, "JanitorFunction")
     timeout = int(janitor.get("Timeout", 900))
@@ -514,12 +533,30 @@ def check_janitor(template: dict[str, Any]) -> list[str]:
     if not scheduled:
         problems.append("JanitorFunction: no rate(15 minutes) schedule targets it")
     env = janitor.get("Environment", {}).get("Variables", {})
-    writer_timeout = int(props(template, "WriterFunction").get("Timeout", 3))
+    committers = [
+        rid
+        for rid in of_type(template, "AWS::Lambda::Function")
+        if rid != "JanitorFunction"
+        and any(allows(s, "s3files:ClientWrite") for s in role_statements(template, rid))
+    ]
+    longest = max((int(props(template, rid).get("Timeout", 3)) for rid in committers), default=None)
+    commit = env.get("COMMIT_TIMEOUT_SECONDS")
+    if longest is None or commit != str(longest):
+        problems.append(
+            f"JanitorFunction: COMMIT_TIMEOUT_SECONDS {commit!r} must be the longest Timeout of the "
+            f"functions that commit ({longest} s, {sorted(committers)}), else it removes staging files "
+            f"of live commits"
+        )
+    elif timeout > longest + STAGING_GRACE_SECONDS:
+        problems.append(f"JanitorFunction: Timeout {timeout} s outlives its own probe's protection")
+    youngest = (longest or 900) + STAGING_GRACE_SECONDS
     if (
         not str(env.get("STAGING_MAX_AGE_SECONDS")).isdigit()
-        or int(env["STAGING_MAX_AGE_SECONDS"]) <= writer_timeout
+        or int(env["STAGING_MAX_AGE_SECONDS"]) < youngest
     ):
-        problems.append("JanitorFunction: STAGING_MAX_AGE_SECONDS must exceed the writer timeout")
+        problems.append(
+            f"JanitorFunction: STAGING_MAX_AGE_SECONDS must be at least {youngest} (commit + grace)"
+        )
     if not str(env.get("JANITOR_MAX_DELETIONS")).isdigit() or int(env["JANITOR_MAX_DELETIONS"]) < 1:
         problems.append("JanitorFunction: JANITOR_MAX_DELETIONS must be a positive number")
     return problems

@@ -219,6 +219,14 @@ def _reserve_zero(t: Template) -> None:
     _p(t, "WriterFunction")["ReservedConcurrentExecutions"] = "0"
 
 
+def _longer_writer(t: Template) -> None:
+    _p(t, "WriterFunction")["Timeout"] = 60
+
+
+def _janitor_outlives_its_probe(t: Template) -> None:
+    _p(t, "JanitorFunction")["Timeout"] = 100
+
+
 def _long_janitor(t: Template) -> None:
     _p(t, "JanitorFunction")["Timeout"] = 900
 
@@ -302,6 +310,8 @@ BROKEN: list[Case] = [
     (tc.check_concurrency, _single_flight_janitor, "create-vpc"),
     (tc.check_concurrency, _single_flight_janitor, "existing-vpc"),
     (tc.check_concurrency, _reserve_zero, "existing-vpc"),
+    (tc.check_janitor, _longer_writer, "create-vpc"),
+    (tc.check_janitor, _janitor_outlives_its_probe, "create-vpc"),
     (tc.check_janitor, _long_janitor, "create-vpc"),
     (tc.check_janitor, _daily_janitor, "create-vpc"),
     (tc.check_janitor, _young_staging_files_removed, "create-vpc"),
