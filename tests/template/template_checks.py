@@ -328,13 +328,21 @@ def check_file_system(template: dict[str, Any]) -> list[str]:
     required = [
         ({"s3:ListBucket", "s3:ListBucketVersions"}, getatt("DataBucket", "Arn")),
         (
-            {"s3:AbortMultipartUpload", "s3:DeleteObject*", "s3:GetObject*", "s3:List*", "s3:PutObject*"},
+            {"s3:AbortMultipartUpload", "s3:DeleteObject", "s3:DeleteObjectTagging", "s3:GetObject*"}
+            | {"s3:List*", "s3:PutObject*"},
             objects,
         ),
     ]
     for actions, resource in required:
         if not _grants(statements, actions, resource):
             problems.append(f"FileSystemRole: missing {sorted(actions)} on {resource}")
+    if any(allows(s, "s3:DeleteObjectVersion") for s in statements):
+        problems.append(
+            "FileSystemRole: allows s3:DeleteObjectVersion; object versions are the recovery path"
+        )
+    for s in statements:
+        if s.get("Effect") == "Allow" and "*" in as_list(s.get("Resource")):
+            problems.append(f"FileSystemRole: statement {s.get('Sid')!r} grants on '*'")
     write_rules = {
         f"events:{a}" for a in ("PutRule", "PutTargets", "DeleteRule", "DisableRule", "EnableRule")
     }
@@ -363,7 +371,7 @@ def check_file_system(template: dict[str, Any]) -> list[str]:
     key = fs.get("KmsKeyId")
     if key is not None and not _grants(statements, kms, key):
         problems.append("FileSystemRole: the file system uses a KMS key the role cannot use")
-    if key is None and any(a.startswith("kms:") for s in statements for a in as_list(s.get("Action"))):
+    if key is None and any(a.startswith("kms:") for s in statements for a in _patterns(s)):
         problems.append("FileSystemRole: KMS permissions without a KMS key")
     return problems
 

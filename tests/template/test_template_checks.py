@@ -227,6 +227,27 @@ def _janitor_outlives_its_probe(t: Template) -> None:
     _p(t, "JanitorFunction")["Timeout"] = 100
 
 
+def _sync_objects_statement(t: Template) -> dict[str, Any]:
+    statements = _p(t, "FileSystemRole")["Policies"][0]["PolicyDocument"]["Statement"]
+    return next(s for s in statements if "s3:DeleteObject" in s["Action"])
+
+
+def _sync_role_deletes_versions(t: Template) -> None:
+    _sync_objects_statement(t)["Action"].append("s3:DeleteObjectVersion")
+
+
+def _sync_role_deletes_by_wildcard(t: Template) -> None:
+    statements = _p(t, "FileSystemRole")["Policies"][0]["PolicyDocument"]["Statement"]
+    statements.append({"Effect": "Allow", "Action": "S3:Delete*", "Resource": tc.getatt("DataBucket", "Arn")})
+
+
+def _sync_role_allows_all_but_puts(t: Template) -> None:
+    statements = _p(t, "FileSystemRole")["Policies"][0]["PolicyDocument"]["Statement"]
+    statements.append(
+        {"Effect": "Allow", "NotAction": "s3:PutObject*", "Resource": tc.getatt("DataBucket", "Arn")}
+    )
+
+
 def _long_janitor(t: Template) -> None:
     _p(t, "JanitorFunction")["Timeout"] = 900
 
@@ -312,6 +333,9 @@ BROKEN: list[Case] = [
     (tc.check_concurrency, _reserve_zero, "existing-vpc"),
     (tc.check_janitor, _longer_writer, "create-vpc"),
     (tc.check_janitor, _janitor_outlives_its_probe, "create-vpc"),
+    (tc.check_file_system, _sync_role_deletes_versions, "create-vpc"),
+    (tc.check_file_system, _sync_role_deletes_by_wildcard, "existing-vpc"),
+    (tc.check_file_system, _sync_role_allows_all_but_puts, "create-vpc"),
     (tc.check_janitor, _long_janitor, "create-vpc"),
     (tc.check_janitor, _daily_janitor, "create-vpc"),
     (tc.check_janitor, _young_staging_files_removed, "create-vpc"),
