@@ -18,6 +18,7 @@ from template_model import as_list
 FUNCTIONS = ("WriterFunction", "ReaderFunction", "JanitorFunction")
 # The functions that serve requests, which a reservation (ReservedConcurrency) is for.
 SERVING = ("WriterFunction", "ReaderFunction")
+CLIENT_ACCESS = ("s3files:ClientMount", "s3files:ClientWrite", "s3files:ClientRootAccess")
 # s3files_store.config.STAGING_GRACE_SECONDS: added to the longest commit before a staging file is abandoned.
 STAGING_GRACE_SECONDS = 60
 CLIENT_ACTIONS = {
@@ -97,7 +98,9 @@ def _patterns(statement: dict[str, Any]) -> list[str]:
 
 def _grants(statements: list[dict[str, Any]], actions: set[str], resource: Any) -> bool:
     return any(
-        s.get("Effect") == "Allow" and actions <= set(as_list(s["Action"])) and s.get("Resource") == resource
+        s.get("Effect") == "Allow"
+        and actions <= set(as_list(s.get("Action", [])))
+        and s.get("Resource") == resource
         for s in statements
     )
 
@@ -570,6 +573,53 @@ def check_janitor(template: dict[str, Any]) -> list[str]:
     return problems
 
 
+def check_file_system_policy(template: dict[str, Any]) -> list[str]:
+    """Clients mount only through an access point and never as root: one policy on the file system,
+    Denies only (an Allow there would grant what the clients' IAM policies do not), in place before
+    any mount target exists."""
+    problems: list[str] = []
+    policies = [
+        rid
+        for rid in of_type(template, "AWS::S3Files::FileSystemPolicy")
+        if props(template, rid).get("FileSystemId")
+        in (getatt("FileSystem", "FileSystemId"), ref("FileSystem"))
+    ]
+    if len(policies) != 1:
+        return [f"FileSystem: needs exactly one AWS::S3Files::FileSystemPolicy, found {len(policies)}"]
+    [policy] = policies
+    statements = as_list(props(template, policy).get("Policy", {}).get("Statement", []))
+    everyone = [
+        s
+        for s in statements
+        if s.get("Principal") in ({"AWS": "*"}, "*")
+        and s.get("Resource") == getatt("FileSystem", "FileSystemArn")
+        and not s.keys() & {"NotAction", "NotPrincipal", "NotResource"}
+    ]
+
+    def denied(action: str, condition: dict[str, Any]) -> bool:
+        return any(
+            s.get("Effect") == "Deny"
+            and any(fnmatch.fnmatchcase(action.lower(), p.lower()) for p in _patterns(s))
+            and s.get("Condition", {}) == condition
+            for s in everyone
+        )
+
+    without_access_point = {"Null": {"s3files:AccessPointArn": "true"}}
+    for action in CLIENT_ACCESS:
+        if not (denied(action, without_access_point) or denied(action, {})):
+            problems.append(f"{policy}: must deny {action} to every principal without an access point")
+    if not denied("s3files:ClientRootAccess", {}):
+        problems.append(f"{policy}: must deny s3files:ClientRootAccess to every principal, always")
+    if any(s.get("Effect") != "Deny" for s in statements):
+        problems.append(
+            f"{policy}: must only deny; an Allow would grant clients what their IAM policies do not"
+        )
+    for mt in of_type(template, "AWS::S3Files::MountTarget"):
+        if policy not in as_list(template["Resources"][mt].get("DependsOn", [])):
+            problems.append(f"{mt}: must DependsOn {policy}, so that no client mounts before it applies")
+    return problems
+
+
 def check_environment(template: dict[str, Any]) -> list[str]:
     """The variables s3files_store.config reads, consistent with the mount."""
     problems: list[str] = []
@@ -649,6 +699,7 @@ CHECKS = (
     check_function_iam,
     check_bucket,
     check_file_system,
+    check_file_system_policy,
     check_access_point,
     check_mount_targets,
     check_network,

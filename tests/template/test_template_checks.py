@@ -248,6 +248,43 @@ def _sync_role_allows_all_but_puts(t: Template) -> None:
     )
 
 
+def _policy_statements(t: Template) -> list[dict[str, Any]]:
+    return _p(t, "FileSystemPolicy")["Policy"]["Statement"]
+
+
+def _no_file_system_policy(t: Template) -> None:
+    del t["Resources"]["FileSystemPolicy"]
+
+
+def _mount_without_access_point(t: Template) -> None:
+    _policy_statements(t)[:] = [s for s in _policy_statements(t) if "Condition" not in s]
+
+
+def _root_through_access_points(t: Template) -> None:
+    _policy_statements(t)[:] = [s for s in _policy_statements(t) if "Condition" in s]
+
+
+def _null_condition_inverted(t: Template) -> None:
+    for s in _policy_statements(t):
+        if "Condition" in s:
+            s["Condition"]["Null"]["s3files:AccessPointArn"] = "false"
+
+
+def _policy_allows_everyone(t: Template) -> None:
+    _policy_statements(t).append(
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": "*"},
+            "Action": "s3files:ClientMount",
+            "Resource": tc.getatt("FileSystem", "FileSystemArn"),
+        }
+    )
+
+
+def _mount_target_before_policy(t: Template) -> None:
+    del t["Resources"]["MountTargetA"]["DependsOn"]
+
+
 def _long_janitor(t: Template) -> None:
     _p(t, "JanitorFunction")["Timeout"] = 900
 
@@ -336,6 +373,12 @@ BROKEN: list[Case] = [
     (tc.check_file_system, _sync_role_deletes_versions, "create-vpc"),
     (tc.check_file_system, _sync_role_deletes_by_wildcard, "existing-vpc"),
     (tc.check_file_system, _sync_role_allows_all_but_puts, "create-vpc"),
+    (tc.check_file_system_policy, _no_file_system_policy, "create-vpc"),
+    (tc.check_file_system_policy, _mount_without_access_point, "existing-vpc"),
+    (tc.check_file_system_policy, _root_through_access_points, "create-vpc"),
+    (tc.check_file_system_policy, _null_condition_inverted, "create-vpc"),
+    (tc.check_file_system_policy, _policy_allows_everyone, "create-vpc"),
+    (tc.check_file_system_policy, _mount_target_before_policy, "existing-vpc"),
     (tc.check_janitor, _long_janitor, "create-vpc"),
     (tc.check_janitor, _daily_janitor, "create-vpc"),
     (tc.check_janitor, _young_staging_files_removed, "create-vpc"),
