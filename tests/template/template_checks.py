@@ -18,6 +18,7 @@ from template_model import as_list
 FUNCTIONS = ("WriterFunction", "ReaderFunction", "JanitorFunction")
 # The functions that serve requests, which a reservation (ReservedConcurrency) is for.
 SERVING = ("WriterFunction", "ReaderFunction")
+PREFIX_LIST_LOOKUP = "PrefixListLookupFunction"
 CLIENT_ACCESS = ("s3files:ClientMount", "s3files:ClientWrite", "s3files:ClientRootAccess")
 # s3files_store.config.STAGING_GRACE_SECONDS: added to the longest commit before a staging file is abandoned.
 STAGING_GRACE_SECONDS = 60
@@ -169,8 +170,15 @@ def _is_tcp(rule: dict[str, Any], port: int) -> bool:
     return str(rule.get("IpProtocol")) == "tcp" and rule.get("FromPort") == port == rule.get("ToPort")
 
 
+def s3_prefix_lists(template: dict[str, Any]) -> list[Any]:
+    """What may name the S3 managed prefix list: the S3PrefixListId given, else the lookup's answer."""
+    given = template["Parameters"].get("S3PrefixListId")
+    return [given] if given else [getatt("S3PrefixList", "PrefixListId")]
+
+
 def check_security_groups(template: dict[str, Any]) -> list[str]:
-    """NFS only between the two groups, no open ingress or default egress, HTTPS iff direct reads."""
+    """NFS only between the two groups, no open ingress or default egress, HTTPS iff direct reads and
+    only ever to the S3 managed prefix list."""
     problems: list[str] = []
     for sg in of_type(template, "AWS::EC2::SecurityGroup"):
         if not props(template, sg).get("SecurityGroupEgress"):
@@ -195,8 +203,13 @@ def check_security_groups(template: dict[str, Any]) -> list[str]:
             problems.append(f"{where}: mount targets never initiate connections; egress must be a no-op")
         if direction == "Egress" and group == "FunctionSecurityGroup":
             to_mount_targets = _sg_name(rule.get("DestinationSecurityGroupId")) == "MountTargetSecurityGroup"
-            if _is_tcp(rule, 443) and "DestinationSecurityGroupId" not in rule:
+            destinations = rule.keys() & {"CidrIp", "CidrIpv6", "DestinationSecurityGroupId"}
+            if _is_tcp(rule, 443) and not destinations:
                 https_egress += 1
+                if rule.get("DestinationPrefixListId") not in s3_prefix_lists(template):
+                    problems.append(f"{where}: HTTPS egress must go to the S3 managed prefix list only")
+            elif _is_tcp(rule, 443):
+                problems.append(f"{where}: HTTPS egress to {sorted(destinations)}; only the S3 prefix list")
             elif not (_is_tcp(rule, 2049) and to_mount_targets):
                 problems.append(f"{where}: functions may only reach TCP 2049 on the mount targets and HTTPS")
     if not any(
@@ -451,6 +464,20 @@ def check_network(template: dict[str, Any]) -> list[str]:
         problems.append("S3GatewayEndpoint: must be a Gateway endpoint on PrivateRouteTable")
     if not str(endpoint.get("ServiceName", {}).get("Fn::Sub", "")).endswith(".s3"):
         problems.append("S3GatewayEndpoint: ServiceName must be com.amazonaws.<region>.s3")
+    root = template["Parameters"]["AccessPointRootPath"]
+    committed = {"Fn::Sub": f"${{DataBucket.Arn}}{root}/*"}
+    statements = as_list(endpoint.get("PolicyDocument", {}).get("Statement", []))
+    if not statements or any(
+        s.get("Effect") != "Allow"
+        or set(_patterns(s)) != DIRECT_READ_ACTIONS
+        or "NotAction" in s
+        or as_list(s.get("Resource")) != [committed]
+        for s in statements
+    ):
+        problems.append(
+            f"S3GatewayEndpoint: its policy must allow only {sorted(DIRECT_READ_ACTIONS)} on DataBucket "
+            f"objects under {root} (the default policy lets the VPC reach any bucket)"
+        )
     associated = {
         _key(p.get("SubnetId"))
         for rid in of_type(template, "AWS::EC2::SubnetRouteTableAssociation")
@@ -620,6 +647,53 @@ def check_file_system_policy(template: dict[str, Any]) -> list[str]:
     return problems
 
 
+def check_prefix_list_lookup(template: dict[str, Any]) -> list[str]:
+    """Where the stack must find the S3 prefix list itself (created VPC, direct reads, no S3PrefixListId),
+    a custom resource asks EC2 for com.amazonaws.<region>.s3: its function runs outside the VPC, may
+    only DescribeManagedPrefixLists, and logs to its own retained log group. Elsewhere it does not exist."""
+    resources = template["Resources"]
+    needed = (
+        "Vpc" in resources
+        and any(_direct_reads(template, fn) for fn in FUNCTIONS)
+        and not template["Parameters"].get("S3PrefixListId")
+    )
+    if needed != ("S3PrefixList" in resources) or needed != (PREFIX_LIST_LOOKUP in resources):
+        return [f"S3PrefixList and {PREFIX_LIST_LOOKUP} must exist exactly when the stack looks the list up"]
+    if not needed:
+        return []
+    problems: list[str] = []
+    custom = props(template, "S3PrefixList")
+    if custom.get("ServiceToken") != getatt(PREFIX_LIST_LOOKUP, "Arn"):
+        problems.append(f"S3PrefixList: ServiceToken must be !GetAtt {PREFIX_LIST_LOOKUP}.Arn")
+    if custom.get("PrefixListName") != {"Fn::Sub": "com.amazonaws.${AWS::Region}.s3"}:
+        problems.append("S3PrefixList: PrefixListName must be com.amazonaws.${AWS::Region}.s3")
+    function = props(template, PREFIX_LIST_LOOKUP)
+    if "VpcConfig" in function:
+        problems.append(f"{PREFIX_LIST_LOOKUP}: must run outside the VPC (the created VPC cannot reach EC2)")
+    if function.get("Runtime") != "python3.13" or not 10 <= int(function.get("Timeout", 3)) <= 120:
+        problems.append(f"{PREFIX_LIST_LOOKUP}: python3.13 with a Timeout from 10 to 120 s")
+    granted = {
+        p
+        for s in role_statements(template, PREFIX_LIST_LOOKUP)
+        if s.get("Effect") == "Allow"
+        for p in _patterns(s)
+    }
+    if granted != {"ec2:DescribeManagedPrefixLists"}:
+        problems.append(
+            f"{PREFIX_LIST_LOOKUP}: may only ec2:DescribeManagedPrefixLists, allows {sorted(granted)}"
+        )
+    role = function.get("Role", {}).get("Fn::GetAtt", [""])[0]
+    managed = [str(arn) for arn in props(template, role).get("ManagedPolicyArns", [])]
+    if any("AWSLambdaBasicExecutionRole" not in arn for arn in managed):
+        problems.append(
+            f"{PREFIX_LIST_LOOKUP}: managed policies beyond AWSLambdaBasicExecutionRole: {managed}"
+        )
+    group = function.get("LoggingConfig", {}).get("LogGroup", {}).get("Ref", "")
+    if int(props(template, group).get("RetentionInDays", 0)) not in LOG_RETENTION_DAYS:
+        problems.append(f"{PREFIX_LIST_LOOKUP}: must log to its own log group with a retention")
+    return problems
+
+
 def check_environment(template: dict[str, Any]) -> list[str]:
     """The variables s3files_store.config reads, consistent with the mount."""
     problems: list[str] = []
@@ -703,6 +777,7 @@ CHECKS = (
     check_access_point,
     check_mount_targets,
     check_network,
+    check_prefix_list_lookup,
     check_logging,
     check_dead_letter,
     check_concurrency,

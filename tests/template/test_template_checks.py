@@ -285,6 +285,50 @@ def _mount_target_before_policy(t: Template) -> None:
     del t["Resources"]["MountTargetA"]["DependsOn"]
 
 
+def _https_to_anywhere(t: Template) -> None:
+    rule = _p(t, "FunctionEgressToS3PrefixList")
+    del rule["DestinationPrefixListId"]
+    rule["CidrIp"] = "0.0.0.0/0"
+
+
+def _https_to_another_prefix_list(t: Template) -> None:
+    _p(t, "FunctionEgressToS3PrefixList")["DestinationPrefixListId"] = "pl-0123456789abcdef0"
+
+
+def _endpoint_default_policy(t: Template) -> None:
+    del _p(t, "S3GatewayEndpoint")["PolicyDocument"]
+
+
+def _endpoint_to_any_bucket(t: Template) -> None:
+    _p(t, "S3GatewayEndpoint")["PolicyDocument"]["Statement"][0]["Resource"] = "arn:aws:s3:::*/*"
+
+
+def _endpoint_allows_writes(t: Template) -> None:
+    _p(t, "S3GatewayEndpoint")["PolicyDocument"]["Statement"][0]["Action"].append("s3:PutObject")
+
+
+def _no_prefix_list_lookup(t: Template) -> None:
+    del t["Resources"]["S3PrefixList"]
+
+
+def _lookup_in_the_vpc(t: Template) -> None:
+    _p(t, tc.PREFIX_LIST_LOOKUP)["VpcConfig"] = _p(t, "WriterFunction")["VpcConfig"]
+
+
+def _lookup_may_describe_everything(t: Template) -> None:
+    [statement] = tc.role_statements(t, tc.PREFIX_LIST_LOOKUP)
+    statement["Action"] = "ec2:Describe*"
+
+
+def _lookup_of_another_list(t: Template) -> None:
+    _p(t, "S3PrefixList")["PrefixListName"] = {"Fn::Sub": "com.amazonaws.${AWS::Region}.dynamodb"}
+
+
+def _lookup_logs_kept_forever(t: Template) -> None:
+    group = _p(t, tc.PREFIX_LIST_LOOKUP)["LoggingConfig"]["LogGroup"]["Ref"]
+    del _p(t, group)["RetentionInDays"]
+
+
 def _long_janitor(t: Template) -> None:
     _p(t, "JanitorFunction")["Timeout"] = 900
 
@@ -379,6 +423,17 @@ BROKEN: list[Case] = [
     (tc.check_file_system_policy, _null_condition_inverted, "create-vpc"),
     (tc.check_file_system_policy, _policy_allows_everyone, "create-vpc"),
     (tc.check_file_system_policy, _mount_target_before_policy, "existing-vpc"),
+    (tc.check_security_groups, _https_to_anywhere, "create-vpc"),
+    (tc.check_security_groups, _https_to_anywhere, "existing-vpc"),
+    (tc.check_security_groups, _https_to_another_prefix_list, "existing-vpc"),
+    (tc.check_network, _endpoint_default_policy, "create-vpc"),
+    (tc.check_network, _endpoint_to_any_bucket, "create-vpc"),
+    (tc.check_network, _endpoint_allows_writes, "no-direct-reads"),
+    (tc.check_prefix_list_lookup, _no_prefix_list_lookup, "create-vpc"),
+    (tc.check_prefix_list_lookup, _lookup_in_the_vpc, "create-vpc"),
+    (tc.check_prefix_list_lookup, _lookup_may_describe_everything, "create-vpc"),
+    (tc.check_prefix_list_lookup, _lookup_of_another_list, "create-vpc"),
+    (tc.check_prefix_list_lookup, _lookup_logs_kept_forever, "create-vpc"),
     (tc.check_janitor, _long_janitor, "create-vpc"),
     (tc.check_janitor, _daily_janitor, "create-vpc"),
     (tc.check_janitor, _young_staging_files_removed, "create-vpc"),
@@ -432,6 +487,37 @@ def test_created_vpc_only_without_vpc_id(resolved: dict[str, Template]) -> None:
     created = {"Vpc", "PrivateSubnetA", "PrivateSubnetB", "PrivateRouteTable", "S3GatewayEndpoint"}
     assert created <= resolved["create-vpc"]["Resources"].keys()
     assert not created & resolved["existing-vpc"]["Resources"].keys()
+
+
+def _direct_read_settings(template: Template) -> set[str]:
+    return {_p(template, fn)["FileSystemConfigs"][0]["S3FilesConfig"]["DirectS3Read"] for fn in tc.FUNCTIONS}
+
+
+def test_https_egress_goes_only_to_the_s3_prefix_list(resolved: dict[str, Template]) -> None:
+    expected = {
+        "create-vpc": tc.getatt("S3PrefixList", "PrefixListId"),  # looked up by the stack
+        "existing-vpc": MODES["existing-vpc"]["S3PrefixListId"],
+    }
+    for mode, template in resolved.items():
+        rules = [*_p(template, "FunctionSecurityGroup")["SecurityGroupEgress"]]
+        rules += [_p(template, rid) for rid in tc.of_type(template, "AWS::EC2::SecurityGroupEgress")]
+        https = [r for r in rules if r["FromPort"] <= 443 <= r["ToPort"]]
+        assert [r.get("DestinationPrefixListId") for r in https] == (
+            [expected[mode]] if mode in expected else []
+        )
+        assert not [r for r in https if r.keys() & {"CidrIp", "CidrIpv6", "DestinationSecurityGroupId"}]
+
+
+def test_existing_vpc_without_prefix_list_turns_direct_reads_off(resolved: dict[str, Template]) -> None:
+    # DirectS3Read is AUTO in that mode, but no rule may let HTTPS out: the functions get DISABLED,
+    # no s3:GetObject, and the stack no lookup (an existing VPC may have no route to the EC2 API).
+    template = resolved["existing-vpc-no-prefix-list"]
+    assert template["Parameters"]["DirectS3Read"] == "AUTO"
+    assert _direct_read_settings(template) == {"DISABLED"}
+    statements = [s for fn in tc.FUNCTIONS for s in tc.role_statements(template, fn)]
+    assert not [s for s in statements if any(str(a).startswith("s3:") for a in tc.as_list(s["Action"]))]
+    assert not {"S3PrefixList", tc.PREFIX_LIST_LOOKUP} & template["Resources"].keys()
+    assert _direct_read_settings(resolved["existing-vpc"]) == {"AUTO", "DISABLED"}  # the janitor's
 
 
 def test_default_parameters_reserve_no_concurrency(resolved: dict[str, Template]) -> None:
@@ -506,6 +592,10 @@ def _pass_one_subnet(t: Template) -> None:
     _passed(t)["SubnetIds"] = tc.ref("PrivateSubnetA")
 
 
+def _pass_direct_reads_through(t: Template) -> None:
+    _passed(t)["DirectS3Read"] = tc.ref("DirectS3Read")
+
+
 def _reexport_the_reader_as_the_writer(t: Template) -> None:
     t["Outputs"]["WriterFunctionName"]["Value"] = tc.getatt(NESTED_ID, "Outputs.ReaderFunctionName")
 
@@ -521,6 +611,8 @@ NESTING_BROKEN: list[Case] = [
     (tc.check_function_mounts, _pass_the_mount_target_group, "existing-vpc"),
     (tc.check_function_mounts, _pass_one_subnet, "create-vpc"),
     (tc.check_outputs, _reexport_the_reader_as_the_writer, "existing-vpc"),
+    # Direct reads left on in an existing VPC without S3PrefixListId, where no HTTPS egress exists.
+    (tc.check_security_groups, _pass_direct_reads_through, "existing-vpc-no-prefix-list"),
 ]
 
 

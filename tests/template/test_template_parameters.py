@@ -146,7 +146,9 @@ def test_the_root_passes_every_functions_parameter(
     assert nested["Properties"]["Location"] == "functions/template.yaml"
     passed = nested["Properties"]["Parameters"]
     assert passed.keys() == functions_template["Parameters"].keys()
-    for name in passed.keys() - LINKS:
+    # Except DirectS3Read, off where no prefix list allows HTTPS to S3 (test_template_checks proves how).
+    assert passed["DirectS3Read"] == {"Fn::If": ["HasDirectReads", {"Ref": "DirectS3Read"}, "DISABLED"]}
+    for name in passed.keys() - LINKS - {"DirectS3Read"}:
         assert passed[name] == {"Ref": name}, f"{name}: pass the root's own parameter through"
 
 
