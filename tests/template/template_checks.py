@@ -50,6 +50,10 @@ MOUNT_ERROR_TERMS = ("S3FilesMount", "MountError", "Permission denied", "Stale f
 LOG_RETENTION_DAYS = {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192}
 LOG_RETENTION_DAYS |= {2557, 2922, 3288, 3653}
 NOOP_EGRESS_CIDRS = {"127.0.0.1/32", "255.255.255.255/32"}
+# AWS::S3Files::AccessPoint's range for POSIX ids; its schema sets no count for SecondaryGids, so
+# the EFS access point's (and NFS AUTH_SYS's) 16 applies.
+MAX_POSIX_ID = 4294967295
+MAX_SECONDARY_GIDS = 16
 # DataBucket's objects, written with its ARN or (as the functions stack does) with its name.
 BUCKET_OBJECTS = ("${DataBucket.Arn}/", "arn:${AWS::Partition}:s3:::${DataBucket}/")
 
@@ -392,22 +396,49 @@ def check_file_system(template: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _posix_id(value: Any) -> bool:
+    """A POSIX id as the access point takes it: a decimal string, 1 (not root) to 4294967295."""
+    return isinstance(value, str) and value.isdigit() and 1 <= int(value) <= MAX_POSIX_ID
+
+
 def check_access_point(template: dict[str, Any]) -> list[str]:
-    """POSIX ids as non-root strings; a valid root path created with owner = those ids."""
+    """POSIX ids as non-root strings in the schema's range, secondary groups only as given (at most
+    16); a valid root path created with owner = those ids."""
     problems: list[str] = []
     p = props(template, "AccessPoint")
     user = p.get("PosixUser", {})
     for field in ("Uid", "Gid"):
         value = user.get(field)
-        if not (isinstance(value, str) and value.isdigit() and int(value) > 0):
+        if not _posix_id(value):
             problems.append(
-                f"AccessPoint: PosixUser.{field} must be a non-zero id as a string, got {value!r}"
+                f"AccessPoint: PosixUser.{field} must be an id from 1 to {MAX_POSIX_ID} as a string, "
+                f"got {value!r}"
             )
+    given = template["Parameters"].get("PosixSecondaryGids", "")
+    secondary = user.get("SecondaryGids")
+    if secondary != (given.split(",") if given else None):
+        problems.append(
+            f"AccessPoint: SecondaryGids {secondary!r}, expected exactly PosixSecondaryGids {given!r}"
+        )
+    secondary = secondary if isinstance(secondary, list) else []
+    if len(secondary) > MAX_SECONDARY_GIDS or not all(map(_posix_id, secondary)):
+        problems.append(
+            f"AccessPoint: SecondaryGids must be up to {MAX_SECONDARY_GIDS} ids from 1 to {MAX_POSIX_ID}, "
+            f"got {secondary!r}"
+        )
     root = p.get("RootDirectory", {})
     path = str(root.get("Path"))
     parts = path.split("/")[1:]
-    if not path.startswith("/") or not 1 <= len(parts) <= 4 or any(not c or c.startswith(".") for c in parts):
-        problems.append(f"AccessPoint: root path {path!r} must be absolute, 1-4 levels, no '.'-components")
+    if (
+        not path.startswith("/")
+        or len(path) > 100
+        or not 1 <= len(parts) <= 4
+        or any(not c or c.startswith(".") for c in parts)
+    ):
+        problems.append(
+            f"AccessPoint: root path {path!r} must be absolute, at most 100 characters, 1-4 levels, "
+            f"no '.'-components"
+        )
     creation = root.get("CreationPermissions", {})
     if (creation.get("OwnerUid"), creation.get("OwnerGid")) != (user.get("Uid"), user.get("Gid")):
         problems.append("AccessPoint: CreationPermissions owner must be the PosixUser (else mounts fail)")

@@ -285,6 +285,33 @@ def _mount_target_before_policy(t: Template) -> None:
     del t["Resources"]["MountTargetA"]["DependsOn"]
 
 
+def _secondary_gids_by_default(t: Template) -> None:
+    _p(t, "AccessPoint")["PosixUser"]["SecondaryGids"] = ["1001"]
+
+
+def _secondary_gids_dropped(t: Template) -> None:
+    del _p(t, "AccessPoint")["PosixUser"]["SecondaryGids"]
+
+
+def _secondary_gid_out_of_range(t: Template) -> None:
+    t["Parameters"]["PosixSecondaryGids"] = "4294967296"
+    _p(t, "AccessPoint")["PosixUser"]["SecondaryGids"] = ["4294967296"]
+
+
+def _seventeen_secondary_gids(t: Template) -> None:
+    gids = [str(1001 + i) for i in range(17)]
+    t["Parameters"]["PosixSecondaryGids"] = ",".join(gids)
+    _p(t, "AccessPoint")["PosixUser"]["SecondaryGids"] = gids
+
+
+def _gid_above_range(t: Template) -> None:
+    _p(t, "AccessPoint")["PosixUser"]["Gid"] = "4294967296"
+
+
+def _root_path_over_100_characters(t: Template) -> None:
+    _p(t, "AccessPoint")["RootDirectory"]["Path"] = "/" + "a" * 100
+
+
 def _https_to_anywhere(t: Template) -> None:
     rule = _p(t, "FunctionEgressToS3PrefixList")
     del rule["DestinationPrefixListId"]
@@ -423,6 +450,12 @@ BROKEN: list[Case] = [
     (tc.check_file_system_policy, _null_condition_inverted, "create-vpc"),
     (tc.check_file_system_policy, _policy_allows_everyone, "create-vpc"),
     (tc.check_file_system_policy, _mount_target_before_policy, "existing-vpc"),
+    (tc.check_access_point, _secondary_gids_by_default, "create-vpc"),
+    (tc.check_access_point, _secondary_gids_dropped, "existing-vpc"),
+    (tc.check_access_point, _secondary_gid_out_of_range, "existing-vpc"),
+    (tc.check_access_point, _seventeen_secondary_gids, "existing-vpc"),
+    (tc.check_access_point, _gid_above_range, "create-vpc"),
+    (tc.check_access_point, _root_path_over_100_characters, "create-vpc"),
     (tc.check_security_groups, _https_to_anywhere, "create-vpc"),
     (tc.check_security_groups, _https_to_anywhere, "existing-vpc"),
     (tc.check_security_groups, _https_to_another_prefix_list, "existing-vpc"),
@@ -537,6 +570,12 @@ def test_a_reservation_reaches_the_functions_that_serve_requests(resolved: dict[
         if "ReservedConcurrentExecutions" in (props := _p(template, rid))
     }
     assert reserved == dict.fromkeys(tc.SERVING, MODES["existing-vpc"]["ReservedConcurrency"])
+
+
+def test_secondary_gids_only_when_given(resolved: dict[str, Template]) -> None:
+    assert "SecondaryGids" not in _p(resolved["create-vpc"], "AccessPoint")["PosixUser"]
+    given = MODES["existing-vpc"]["PosixSecondaryGids"].split(",")
+    assert _p(resolved["existing-vpc"], "AccessPoint")["PosixUser"]["SecondaryGids"] == given
 
 
 def test_kms_key_encrypts_bucket_and_file_system(resolved: dict[str, Template]) -> None:
