@@ -7,7 +7,8 @@ created-VPC mode when `S3PrefixListId` is empty, for the prefix list named by th
 
 Every request is answered on CloudFormation's pre-signed URL: Create and Update look the id up,
 Delete succeeds without a call (nothing was created), and any failure is FAILED with the reason,
-so the stack stops with that reason instead of waiting an hour for a response.
+so the stack stops with that reason instead of waiting an hour for a response. It needs only the
+standard library and the boto3 of the python3.13 runtime: nothing to package.
 
 Example (what CloudFormation receives):
     {"Status": "SUCCESS", "PhysicalResourceId": "pl-63a5400a", "Data": {"PrefixListId": "pl-63a5400a"}, ...}
