@@ -53,7 +53,7 @@ lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	MYPYPATH=layers/shared $(VENV)/bin/mypy --strict layers/shared/s3files_store
-	for f in functions/*/app.py; do MYPYPATH=layers/shared $(VENV)/bin/mypy --strict "$$f" || exit 1; done
+	for f in functions/*/app.py infra/*/app.py; do MYPYPATH=layers/shared $(VENV)/bin/mypy --strict "$$f" || exit 1; done
 
 test: venv lint
 	$(PY) -m pytest

@@ -50,7 +50,7 @@ def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in ("template.yaml", "LICENSE", "README.md"):
         shutil.copy2(REPO / name, app / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
-    for directory in ("functions", "layers"):
+    for directory in ("functions", "layers", "infra"):
         shutil.copytree(REPO / directory, app / directory, ignore=ignore)
     # sam build needs the runtime's exact Python (python3.13) on PATH.
     candidates = [Path(sys.executable).parent, Path(sys.base_prefix) / "bin"]

@@ -33,16 +33,24 @@ NESTED_ID = "Functions"
 # What template.yaml creates and passes to the functions template, which has no default for them.
 LINKS = frozenset({"AccessPointArn", "FileSystemArn", "BucketName", "SubnetIds", "SecurityGroupIds"})
 
-# Parameter overrides of the modes every check runs against.
+EXISTING_VPC = {
+    "VpcId": "vpc-0123456789abcdef0",
+    "SubnetIds": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
+}
+# Parameter overrides of the modes every check runs against: the defaults (a created VPC, which looks
+# the S3 prefix list up itself), an existing VPC with every optional setting given, one without
+# S3PrefixListId (direct reads forced off), and direct reads turned off.
 MODES: dict[str, dict[str, str]] = {
     "create-vpc": {},
     "existing-vpc": {
-        "VpcId": "vpc-0123456789abcdef0",
-        "SubnetIds": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
+        **EXISTING_VPC,
         "KmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
         "AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:alarms",
         "S3PrefixListId": "pl-63a5400a",
+        "ReservedConcurrency": "25",
+        "PosixSecondaryGids": "1001,4294967295",
     },
+    "existing-vpc-no-prefix-list": EXISTING_VPC,
     "no-direct-reads": {"DirectS3Read": "DISABLED"},
 }
 
@@ -207,6 +215,8 @@ def _substitute(text: str, params: dict[str, Any]) -> str:
 def allowed(spec: dict[str, Any], value: str) -> bool:
     """Whether CloudFormation would accept `value` for a parameter declared as `spec`."""
     if "AllowedValues" in spec and value not in [str(v) for v in spec["AllowedValues"]]:
+        return False
+    if not spec.get("MinLength", 0) <= len(value) <= spec.get("MaxLength", len(value)):
         return False
     if "AllowedPattern" in spec and not re.fullmatch(spec["AllowedPattern"], value):
         return False

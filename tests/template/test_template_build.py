@@ -48,6 +48,14 @@ def test_built_templates_point_at_build_output(build_dir: Path, app_dir: Path) -
     assert built["SharedLayer"]["Properties"]["ContentUri"] == "SharedLayer"
 
 
+def test_prefix_list_lookup_is_built_in_the_root_stack(build_dir: Path) -> None:
+    # The created VPC's custom resource (template.yaml, not the SAR application): its code alone.
+    built = yaml_parse((build_dir / "template.yaml").read_text())["Resources"]["PrefixListLookupFunction"]
+    assert built["Properties"]["CodeUri"] == "PrefixListLookupFunction"
+    assert sorted(p.name for p in (build_dir / "PrefixListLookupFunction").iterdir()) == ["app.py"]
+    assert not (build_dir / NESTED_ID / "PrefixListLookupFunction").exists()
+
+
 @pytest.mark.parametrize("package", ["s3files_store", "aws_lambda_powertools"])
 def test_layer_ships_unchecked_hash_bytecode(app_dir: Path, package: str) -> None:
     # Lambda's /opt is read-only: without .pyc every cold start compiles the layer. Flags 0b01 in
