@@ -21,27 +21,24 @@ def _request(app: Path, env: str = "default", command_line: dict[str, str] | Non
 
 
 @pytest.mark.parametrize(
-    ("env", "stack", "reserved", "source"),
-    [
-        ("default", "s3files-lambda-dev", None, "template default"),
-        ("prod", "s3files-lambda-prod", "50", None),
-    ],
+    ("env", "stack", "reserved"),
+    [("default", "s3files-lambda-dev", "0"), ("prod", "s3files-lambda-prod", "50")],
 )
 def test_the_repository_samconfig_of_each_env_reaches_the_parameters(
-    env: str, stack: str, reserved: str | None, source: str | None
+    env: str, stack: str, reserved: str
 ) -> None:
     request = Request(REPO / "template.yaml", read_samconfig(REPO / "samconfig.toml", env), {}, None)
     params = request.parameters(Deployed())
     assert request.config.stack_name == stack
     assert params.sources["LogRetentionDays"] == f"samconfig.toml [{env}]"
-    assert params.sources["ReservedConcurrency"] == (source or f"samconfig.toml [{env}]")
-    if reserved:
-        assert params.values["ReservedConcurrency"] == reserved
+    assert params.sources["ReservedConcurrency"] == f"samconfig.toml [{env}]"
+    assert params.values["ReservedConcurrency"] == reserved
 
 
-def test_dev_reserves_nothing_unless_the_template_default_does() -> None:
-    """samconfig's dev environment leaves ReservedConcurrency to the template's default."""
-    assert "ReservedConcurrency" not in read_samconfig(REPO / "samconfig.toml", "default").overrides
+def test_dev_reserves_nothing() -> None:
+    """Explicitly: a dev stack deployed with a reservation before drops it (sam deploy keeps the
+    previous value of a parameter it is not given)."""
+    assert read_samconfig(REPO / "samconfig.toml", "default").overrides["ReservedConcurrency"] == "0"
 
 
 def test_each_env_reads_its_own_overrides_and_the_command_line_wins(app: Path) -> None:
