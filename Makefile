@@ -15,11 +15,14 @@ EVENT ?= events/$(FUNCTION).json
 ENV ?= default
 STACK ?=
 
-.PHONY: help venv build invoke test lint bench deploy delete verify preflight publish clean
+.PHONY: help venv build invoke test lint bench deploy delete verify preflight publish clean \
+	sam-local sam-local-up sam-local-down
 
 help:
 	@echo "make invoke [FUNCTION=writer] [EVENT=events/writer.json]  build, then invoke locally (no Docker)"
-	@echo "make test                                              lint, template checks, unit/crash/e2e tests"
+	@echo "make test                                              lint, template checks, unit/crash/e2e/sam local tests"
+	@echo "make sam-local                                         every sample event through sam local (own Docker engine, root)"
+	@echo "make sam-local-up | sam-local-down                     start (prints DOCKER_HOST) / stop that engine"
 	@echo "make build                                             sam build (the layer ships its .pyc)"
 	@echo "make bench | deploy [ENV=prod] [SKIP_PREFLIGHT=1] | delete [ENV=prod]"
 	@echo "make publish BUCKET=<artifact bucket> [REGION=eu-west-1] [VERSION=0.2.0]   the functions to SAR"
@@ -57,6 +60,16 @@ lint: $(VENV)/.stamp
 
 test: venv lint
 	$(PY) -m pytest
+
+# tests/sam_local only; SAM_LOCAL_REQUIRED makes it fail, not skip, when the engine cannot start.
+sam-local: $(VENV)/.stamp
+	SAM_LOCAL_REQUIRED=1 $(PY) -m pytest tests/sam_local
+
+sam-local-up: $(VENV)/.stamp
+	PYTHONPATH=scripts $(PY) -m sam_engine up
+
+sam-local-down: $(VENV)/.stamp
+	PYTHONPATH=scripts $(PY) -m sam_engine down
 
 bench: build
 	$(PY) bench/run.py
@@ -99,4 +112,5 @@ publish: $(VENV)/.stamp
 	@echo "Published (private). Share it, then deploy it: README, \"Serverless Application Repository\"."
 
 clean:
+	@if [ -x $(PY) ]; then PYTHONPATH=scripts $(PY) -m sam_engine down; fi
 	rm -rf .aws-sam .local bench/results.json

@@ -1,0 +1,170 @@
+"""Every sample event through `sam local invoke`, and `sam local start-lambda` with boto3, on the
+project's Docker engine and the stand-in base image.
+
+Each answer is judged by its body (errorType, statusCode, committed_path), never by sam's exit
+code: `sam local invoke` exits 0 when the function raises. Each `sam local invoke` container starts
+empty, so what a reader answers here is what events/README.md promises for an empty mount root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from samkit import ENV_FILE, EVENTS, INVOKE_TIMEOUT_SECONDS, LOGICAL_IDS, SAM, mount_root
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from sam_engine.engine import Engine
+    from samkit import Invocation
+
+KEY = re.compile(r"documents/(\d{4}/\d{2}/\d{2})/([A-Za-z0-9][A-Za-z0-9._-]*)\.json")
+REQUEST_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def promised() -> list[tuple[str, str, int]]:
+    """(event file, function, statusCode) for `sam local invoke`, from events/README.md's table."""
+    rows = []
+    for line in (EVENTS / "README.md").read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[1] in LOGICAL_IDS and (status := re.match(r"\d{3}", cells[3])):
+            rows += [
+                (name, cells[1], int(status.group())) for name in re.findall(r"`([\w.-]+\.json)`", cells[0])
+            ]
+    return rows
+
+
+PROMISED = promised()
+
+
+def load(name: str) -> Any:
+    return json.loads((EVENTS / name).read_text())
+
+
+def test_events_readme_promises_an_answer_for_every_sample_event() -> None:
+    assert sorted(name for name, _, _ in PROMISED) == sorted(
+        path.name for path in EVENTS.glob("*.json") if path.name != "env.json"
+    )
+
+
+def assert_answer(function: str, event: Any, status: int, body: Any) -> None:
+    """The contract of each handler, as far as an empty mount root lets it show."""
+    assert isinstance(body, dict) and "errorType" not in body, body
+    assert body["statusCode"] == status, body
+    if status >= 400:
+        assert set(body) == {"statusCode", "error"}, body
+    elif function == "writer":
+        assert_committed(event, body)
+    elif function == "reader":
+        # Nothing was written in this container before the reader ran.
+        assert body == {"statusCode": 200, "keys": [], "next_cursor": None}
+    else:
+        assert body == {"statusCode": 200, "removed": 0, "kept": 0, "errors": 0, "truncated": False}
+
+
+def assert_committed(event: Any, body: dict[str, Any]) -> None:
+    """The writer committed exactly the event, under today's partition of MOUNT_ROOT."""
+    match = KEY.fullmatch(body["key"])
+    assert match, body
+    assert body["committed_path"] == f"{mount_root()}/{body['key']}"
+    today = {time.strftime("%Y/%m/%d", time.gmtime(time.time() + delta)) for delta in (-600, 0)}
+    assert match.group(1) in today, body
+    name = match.group(2)
+    assert name == event["id"] if "id" in event else REQUEST_ID.fullmatch(name), body
+    data = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    assert (body["bytes"], body["sha256"]) == (len(data), hashlib.sha256(data).hexdigest())
+
+
+@pytest.mark.parametrize(("event", "function", "status"), PROMISED, ids=[row[0] for row in PROMISED])
+def test_sam_local_invoke_answers_what_events_readme_promises(
+    sam_invoke: Callable[..., Invocation], event: str, function: str, status: int
+) -> None:
+    answer = sam_invoke(function, EVENTS / event)
+    assert_answer(function, load(event), status, answer.body)
+
+
+def test_a_missing_mount_root_fails_the_invoke(sam_invoke: Callable[..., Invocation], tmp_path: Path) -> None:
+    # The original bug: MOUNT_ROOT at a directory no container has. The function raises, and only
+    # the body says so: sam still exits 0.
+    env = json.loads(ENV_FILE.read_text())
+    env["Parameters"]["MOUNT_ROOT"] = "/tmp/s3data"
+    broken = tmp_path / "env.json"
+    broken.write_text(json.dumps(env))
+    answer = sam_invoke("writer", EVENTS / "writer-with-id.json", env_file=broken)
+    assert answer.body["errorType"] == "MountError", answer.body
+    assert "MOUNT_ROOT=/tmp/s3data does not exist" in answer.body["errorMessage"]
+    assert answer.exit_code == 0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_start_lambda_serves_boto3_invokes(
+    sam_env: dict[str, str], template: Path, engine: Engine, tmp_path: Path
+) -> None:
+    port = free_port()
+    command = [str(SAM), "local", "start-lambda", "--template", str(template), "--env-vars", str(ENV_FILE)]
+    command += ["--skip-pull-image", "--host", "127.0.0.1", "--port", str(port)]
+    log = (tmp_path / "start-lambda.log").open("w+")
+    server = subprocess.Popen(
+        command, env=sam_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not port_open(port):
+            assert server.poll() is None and time.monotonic() < deadline, log_text(log)
+            time.sleep(0.2)
+        client = boto3.client(
+            "lambda",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            config=Config(retries={"max_attempts": 1}, read_timeout=INVOKE_TIMEOUT_SECONDS),
+        )
+        for event, function, status in PROMISED:
+            if event in {"writer-with-id.json", "writer-invalid-id.json", "janitor.json"}:
+                response = client.invoke(
+                    FunctionName=LOGICAL_IDS[function], Payload=(EVENTS / event).read_bytes()
+                )
+                assert "FunctionError" not in response, (response, log_text(log))
+                assert_answer(function, load(event), status, json.loads(response["Payload"].read()))
+    finally:
+        stop(server)
+    # sam removed its containers when it stopped.
+    assert engine.client().containers.list(all=True) == []
+
+
+def port_open(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        return True
+    return False
+
+
+def log_text(log: Any) -> str:
+    log.seek(0)
+    return str(log.read())
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to sam's process group (sam removes its containers), SIGKILL if it lingers."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
