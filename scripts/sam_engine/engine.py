@@ -219,11 +219,13 @@ class Engine:
 def _check_prerequisites(engine: Engine) -> None:
     if os.geteuid() != 0:
         raise EngineUnavailable("dockerd needs root (cgroups, mounts, the bridge); run as root")
-    missing = [tool for tool in ("dockerd", "containerd", "runc", "docker-proxy", "ip") if not _which(tool)]
+    # debootstrap is not the engine's, but without it the base image cannot be built (image.py).
+    tools = ("dockerd", "containerd", "runc", "docker-proxy", "ip", "debootstrap")
+    missing = [tool for tool in tools if not _which(tool)]
     if missing:
         raise EngineUnavailable(
             f"{', '.join(missing)} not found: install Debian's packages with "
-            f"`apt-get install docker.io iproute2` (.ci/run does)"
+            f"`apt-get install docker.io debootstrap iproute2` (.ci/run does)"
         )
     # The kernel limits unix socket paths to 108 bytes; containerd's sockets sit deeper than ours.
     if len(str(engine.exec_root / "containerd" / "containerd.sock.ttrpc")) > 100:
