@@ -27,13 +27,11 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import docker.errors
 import samcli
 
-if TYPE_CHECKING:
-    from sam_engine.engine import Engine
+from sam_engine.engine import SYSTEM_PATH, Engine
 
 IMAGE = "public.ecr.aws/lambda/python:3.13-x86_64"
 CANDIDATE = "s3files-lambda/stand-in"
@@ -216,9 +214,9 @@ def _cache_dir(engine: Engine) -> Path:
 
 
 def _step(name: str, command: list[str]) -> None:
-    result = subprocess.run(
-        command, capture_output=True, text=True, env=os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
-    )
+    path = os.pathsep.join([os.environ.get("PATH", ""), SYSTEM_PATH])  # debootstrap is in /usr/sbin
+    env = os.environ | {"PATH": path, "DEBIAN_FRONTEND": "noninteractive"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
     if result.returncode != 0:
         output = (result.stdout + result.stderr)[-3000:]
         raise ImageBuildError(f"{name} failed with status {result.returncode}:\n{output}")
