@@ -22,6 +22,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -189,11 +190,7 @@ class Engine:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         _wait_gone(pids, STOP_TIMEOUT_SECONDS)
-        for mount_point in _our_mounts(self):
-            # Lazily if busy: the mount goes away as soon as its last user has.
-            subprocess.run(["umount", mount_point], capture_output=True, check=False)
-            if mount_point in _our_mounts(self):
-                subprocess.run(["umount", "--lazy", mount_point], capture_output=True, check=False)
+        unmount_under(self.root)
         for cgroup in sorted(_our_cgroups(self), key=lambda p: len(p.parts), reverse=True):
             with contextlib.suppress(OSError):
                 cgroup.rmdir()
@@ -206,7 +203,7 @@ class Engine:
         if sys.platform != "linux":
             return []
         found = [f"process {pid}: {' '.join(_cmdline(pid))}" for pid in _our_processes(self)]
-        found += [f"mount {point}" for point in _our_mounts(self)]
+        found += [f"mount {point}" for point in mounts_under(self.root)]
         found += [f"cgroup {path}" for path in _our_cgroups(self)]
         if _link_exists(self.bridge):
             found.append(f"network link {self.bridge}")
@@ -332,15 +329,29 @@ def _bridge_network(bridge: str) -> ipaddress.IPv4Network | None:
     return ipaddress.ip_interface(lines[3]).network if len(lines) > 3 else None
 
 
-def _our_mounts(engine: Engine) -> list[str]:
-    """Mount points under the engine's directory, deepest first (overlays, shm, network namespaces)."""
+def mounts_under(directory: Path) -> list[str]:
+    """Mount points at or below ``directory``, deepest first (overlays, shm, network namespaces)."""
     points = []
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        # Field 5 is the mount point, with space, tab, newline and backslash octal-escaped.
-        point = line.split()[4].encode().decode("unicode_escape")
-        if point == str(engine.root) or point.startswith(f"{engine.root}/"):
+        # Field 5 is the mount point, with space, tab, newline and backslash escaped as \\ooo.
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
+        if point == str(directory) or point.startswith(f"{directory}/"):
             points.append(point)
     return sorted(set(points), key=len, reverse=True)
+
+
+def unmount_under(directory: Path) -> list[str]:
+    """Unmount everything at or below ``directory``; returns what could not be unmounted.
+
+    Call it before deleting a tree something may have mounted into (a bind mount of /dev would
+    otherwise be deleted through).
+    """
+    for point in mounts_under(directory):
+        subprocess.run(["umount", point], capture_output=True, check=False)
+        if point in mounts_under(directory):
+            # Lazily if busy: the mount goes away as soon as its last user has.
+            subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)
+    return mounts_under(directory)
 
 
 def _our_cgroups(engine: Engine) -> list[Path]:

@@ -31,7 +31,7 @@ from pathlib import Path
 import docker.errors
 import samcli
 
-from sam_engine.engine import SYSTEM_PATH, Engine
+from sam_engine.engine import SYSTEM_PATH, Engine, unmount_under
 
 IMAGE = "public.ecr.aws/lambda/python:3.13-x86_64"
 CANDIDATE = "s3files-lambda/stand-in"
@@ -101,7 +101,7 @@ def ensure_image(engine: Engine) -> bool:
         if client.images.get(IMAGE).labels.get(INPUTS_LABEL) == inputs:
             return False
     work = engine.root / "build"
-    shutil.rmtree(work, ignore_errors=True)
+    _remove(work)
     rootfs = work / "rootfs"
     try:
         debootstrap = ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}"]
@@ -133,10 +133,7 @@ def ensure_image(engine: Engine) -> bool:
     except (OSError, docker.errors.DockerException) as exc:
         raise ImageBuildError(f"building {IMAGE} failed: {exc}") from exc
     finally:
-        # debootstrap mounts /proc and /sys in the rootfs; stop() also unmounts, should this fail.
-        for mount_point in ("proc", "sys"):
-            subprocess.run(["umount", str(rootfs / mount_point)], capture_output=True, check=False)
-        shutil.rmtree(work, ignore_errors=True)
+        _remove(work)
         with contextlib.suppress(docker.errors.DockerException):
             client.images.remove(f"{CANDIDATE}:{inputs}")  # the tag, or the image if it failed
             client.images.prune(filters={"dangling": True})  # the stand-in this build replaced
@@ -200,6 +197,14 @@ def _install_runtime(rootfs: Path) -> None:
     # What debootstrap leaves that an image never needs.
     for directory in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man"):
         shutil.rmtree(rootfs / directory, ignore_errors=True)
+
+
+def _remove(work: Path) -> None:
+    """Delete the build tree, after unmounting what debootstrap mounted in it (/proc, /sys, maybe /dev)."""
+    left = unmount_under(work)
+    if left:
+        raise ImageBuildError(f"cannot unmount {left}: unmount them, then delete {work}")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def _rie() -> Path:
