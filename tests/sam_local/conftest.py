@@ -23,7 +23,7 @@ from testkit import REPO
 sys.path.insert(0, str(REPO / "scripts"))  # scripts/ is not a package
 from sam_engine.engine import Engine, EngineUnavailable
 from sam_engine.image import ensure_image
-from samkit import ENV_FILE, INVOKE_TIMEOUT_SECONDS, LOGICAL_IDS, SAM, Invocation, must_run
+from samkit import ENV_FILE, INVOKE_TIMEOUT_SECONDS, LOGICAL_IDS, SAM, Invocation, cannot_run
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -36,11 +36,11 @@ def engine() -> Iterator[Engine]:
     engine = Engine.for_checkout()
     try:
         engine.start()
+        reason = ""
     except EngineUnavailable as exc:
         reason = f"no Docker engine for the sam local tier: {exc}"
-        if must_run():
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+    if reason:
+        cannot_run(reason)
     try:
         ensure_image(engine)
         yield engine

@@ -7,9 +7,10 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import local_invoke  # scripts/ is on sys.path: conftest.py
+import pytest
 from testkit import REPO
 
 EVENTS = REPO / "events"
@@ -20,9 +21,11 @@ INVOKE_TIMEOUT_SECONDS = 180
 MUST_RUN = ("CI", "SAM_LOCAL_REQUIRED")
 
 
-def must_run() -> bool:
+def cannot_run(reason: str) -> NoReturn:
     """Under CI (.ci/run) and `make sam-local` the tier fails where it cannot run; elsewhere it skips."""
-    return any(os.environ.get(name, "").lower() not in {"", "0", "false", "no"} for name in MUST_RUN)
+    if any(os.environ.get(name, "").lower() not in {"", "0", "false", "no"} for name in MUST_RUN):
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
 
 
 def mount_root() -> str:

@@ -10,18 +10,16 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
-import pytest
 from sam_engine.engine import Engine
+from samkit import cannot_run
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not shutil.which("ip"), reason="mounts and network links need root and iproute2"
-)
-
 
 def test_stop_removes_what_a_killed_engine_left(tmp_path: Path) -> None:
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        cannot_run("mounts and network links need root and iproute2")
     engine = Engine(tmp_path / "docker")
     merged = engine.data_root / "overlay2" / "0123" / "merged"
     merged.mkdir(parents=True)
