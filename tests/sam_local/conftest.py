@@ -23,7 +23,7 @@ from testkit import REPO
 sys.path.insert(0, str(REPO / "scripts"))  # scripts/ is not a package
 from sam_engine.engine import Engine, EngineUnavailable
 from sam_engine.image import ensure_image
-from samkit import ENV_FILE, INVOKE_TIMEOUT_SECONDS, LOGICAL_IDS, SAM, Invocation, cannot_run
+from samkit import ENV_FILE, INVOKE_TIMEOUT_SECONDS, SAM, Invocation, cannot_run, sam_function_id
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -67,7 +67,7 @@ def sam_invoke(sam_env: dict[str, str], template: Path) -> Callable[..., Invocat
     """sam_invoke(function, event_file, env_file=events/env.json): one `sam local invoke`."""
 
     def run(function: str, event: Path, env_file: Path = ENV_FILE) -> Invocation:
-        command = [str(SAM), "local", "invoke", LOGICAL_IDS[function], "--template", str(template)]
+        command = [str(SAM), "local", "invoke", sam_function_id(function), "--template", str(template)]
         command += ["--event", str(event), "--env-vars", str(env_file), "--skip-pull-image"]
         result = subprocess.run(
             command, env=sam_env, capture_output=True, text=True, timeout=INVOKE_TIMEOUT_SECONDS, check=False

@@ -21,6 +21,11 @@ INVOKE_TIMEOUT_SECONDS = 180
 MUST_RUN = ("CI", "SAM_LOCAL_REQUIRED")
 
 
+def sam_function_id(function: str) -> str:
+    """The id `sam local invoke` takes: the functions sit in the nested stack (`Functions/WriterFunction`)."""
+    return f"{local_invoke.FUNCTIONS_STACK}/{LOGICAL_IDS[function]}"
+
+
 def cannot_run(reason: str) -> NoReturn:
     """Under CI (.ci/run) and `make sam-local` the tier fails where it cannot run; elsewhere it skips."""
     if any(os.environ.get(name, "").lower() not in {"", "0", "false", "no"} for name in MUST_RUN):

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 from botocore.config import Config
-from samkit import ENV_FILE, EVENTS, INVOKE_TIMEOUT_SECONDS, LOGICAL_IDS, SAM, mount_root
+from samkit import ENV_FILE, EVENTS, INVOKE_TIMEOUT_SECONDS, LOGICAL_IDS, SAM, mount_root, sam_function_id
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -138,7 +138,7 @@ def test_start_lambda_serves_boto3_invokes(
         for event, function, status in PROMISED:
             if event in {"writer-with-id.json", "writer-invalid-id.json", "janitor.json"}:
                 response = client.invoke(
-                    FunctionName=LOGICAL_IDS[function], Payload=(EVENTS / event).read_bytes()
+                    FunctionName=sam_function_id(function), Payload=(EVENTS / event).read_bytes()
                 )
                 assert "FunctionError" not in response, (response, log_text(log))
                 assert_answer(function, load(event), status, json.loads(response["Payload"].read()))
