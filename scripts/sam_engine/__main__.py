@@ -32,7 +32,7 @@ def up(engine: Engine) -> int:
     print(f"engine ready in {time.monotonic() - started:.0f}s ({'built' if built else 'reused'} {IMAGE})")
     print(f"export DOCKER_HOST={engine.docker_host}")
     print("then, after `make build`:")
-    print("  .venv/bin/sam local invoke WriterFunction --event events/writer.json \\")
+    print("  .venv/bin/sam local invoke Functions/WriterFunction --event events/writer.json \\")
     print("    --env-vars events/env.json --skip-pull-image")
     print("and `make sam-local-down` when done.")
     return 0
