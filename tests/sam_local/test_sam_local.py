@@ -82,8 +82,10 @@ def assert_committed(event: Any, body: dict[str, Any]) -> None:
     assert body["committed_path"] == f"{mount_root()}/{body['key']}"
     today = {time.strftime("%Y/%m/%d", time.gmtime(time.time() + delta)) for delta in (-600, 0)}
     assert match.group(1) in today, body
-    name = match.group(2)
-    assert name == event["id"] if "id" in event else REQUEST_ID.fullmatch(name), body
+    if "id" in event:
+        assert match.group(2) == event["id"], body
+    else:
+        assert REQUEST_ID.fullmatch(match.group(2)), body  # named after the request id
     data = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
     assert (body["bytes"], body["sha256"]) == (len(data), hashlib.sha256(data).hexdigest())
 
