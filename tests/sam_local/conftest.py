@@ -53,8 +53,18 @@ def engine() -> Iterator[Engine]:
 
 @pytest.fixture(scope="session")
 def sam_env(engine: Engine) -> dict[str, str]:
-    """The environment for `sam`: our engine, fake credentials (tests/conftest.py), no telemetry."""
-    return os.environ | {"DOCKER_HOST": engine.docker_host, "SAM_CLI_TELEMETRY": "0"}
+    """The environment for `sam`: our engine, fake credentials (tests/conftest.py), no telemetry.
+
+    sam asks STS for the account id before each invoke; with credentials set that call would go
+    out to AWS, and botocore retries the failures with backoff (6-15 s an invoke). A closed local
+    port and a single attempt make it fail at once, and keep every AWS call on the machine.
+    """
+    return os.environ | {
+        "DOCKER_HOST": engine.docker_host,
+        "SAM_CLI_TELEMETRY": "0",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        "AWS_MAX_ATTEMPTS": "1",
+    }
 
 
 @pytest.fixture(scope="session")
