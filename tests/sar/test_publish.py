@@ -216,13 +216,21 @@ def test_make_publish_packages_and_publishes_the_nested_build_output(
     assert [c[:2] for c in commands] == [["sam", "build"], ["sam", "package"], ["sam", "publish"]]
     build, package, publish = (c[2:] for c in commands)
     # Each command line must parse with sam's own options, and each step read what the last wrote.
-    monkeypatch.chdir(REPO)  # where make runs them
+    # Where make runs them, with the session's build where `make build` puts it (a clean clone has none).
+    (tmp_path / ".aws-sam").mkdir()
+    (tmp_path / ".aws-sam" / "build").symlink_to(build_dir)
+    monkeypatch.chdir(tmp_path)
     built = sam_build.make_context("build", [*build]).params  # click consumes the list it parses
     packing = sam_package.make_context("package", [*package])
     publishing = sam_publish.make_context("publish", [*publish])
-    assert Path(packing.params["template_file"]) == REPO / built["build_dir"] / "Functions" / "template.yaml"
+    assert (
+        Path(packing.params["template_file"]) == tmp_path / built["build_dir"] / "Functions" / "template.yaml"
+    )
     assert packing.params["s3_bucket"] == ARTIFACTS
-    assert Path(publishing.params["template_file"]).resolve() == REPO / packing.params["output_template_file"]
+    assert (
+        Path(publishing.params["template_file"]).resolve()
+        == (tmp_path / packing.params["output_template_file"]).resolve()
+    )
     assert publishing.params["semantic_version"] == "1.2.3"
     assert packing.find_object(Context).region == publishing.find_object(Context).region == REGION
     # Run both steps for real on the session's build: package into moto, publish to the stub.
