@@ -20,37 +20,48 @@ STACK ?=
 
 help:
 	@echo "make invoke [FUNCTION=writer] [EVENT=events/writer.json]  build, then invoke locally (no Docker)"
-	@echo "make test                                              lint, template checks, unit/crash/e2e/sam local tests"
-	@echo "make sam-local                                         every sample event through sam local (own Docker engine, root)"
-	@echo "make sam-local-up | sam-local-down                     start (prints DOCKER_HOST) / stop that engine"
-	@echo "make build                                             sam build (the layer ships its .pyc)"
-	@echo "make bench | deploy [ENV=prod] [SKIP_PREFLIGHT=1] | delete [ENV=prod]"
-	@echo "make publish BUCKET=<artifact bucket> [REGION=eu-west-1] [VERSION=0.2.0]   the functions to SAR"
+	@echo "make test                 lint, template checks, unit/crash/e2e/sam local tests (what CI runs)"
+	@echo "make lint                 ruff check, ruff format --check, mypy --strict (layer, handlers, infra)"
+	@echo "make build [V=1]          sam build (the layer ships its .pyc); V=1 shows sam's output"
+	@echo "make sam-local            every sample event through sam local invoke (own Docker engine, root)"
+	@echo "make sam-local-up | sam-local-down   start (prints DOCKER_HOST) / stop that engine"
+	@echo "make bench                benchmark against the disk's floor; writes bench/results.json"
 	@echo "make preflight [ENV=prod] [ARGS=\"--parameter-overrides ReservedConcurrency=5 --region eu-west-1\"]"
+	@echo "make deploy [ENV=prod] [SKIP_PREFLIGHT=1] | delete [ENV=prod]"
 	@echo "make verify STACK=... [ARGS=\"--wait-seconds 900 --region eu-west-1\"]"
+	@echo "make publish BUCKET=<artifact bucket> [REGION=eu-west-1] [VERSION=0.2.0]   the functions to SAR"
+	@echo "make clean                stop the sam local engine; remove .aws-sam, .local, bench/results.json"
+	@echo "sam itself is .venv/bin/sam (not on PATH outside make), e.g. .venv/bin/sam deploy --guided"
 
 $(VENV)/.stamp: requirements-dev.txt
 	@if [ -z "$(PY313)" ]; then \
 	  echo "error: Python 3.13 not found (looked in $(PYENV_ROOT)/versions/3.13.0/bin and on PATH)." >&2; \
 	  echo "       Install it with 'pyenv install 3.13.0' (the python3.13 Lambda runtime; sam build needs it)." >&2; \
 	  exit 1; fi
-	$(PY313) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@scripts/install_venv.sh $(PY313) $(VENV) requirements-dev.txt \
+	  "aws-sam-cli, cfn-lint, moto, pytest, ruff, mypy and Powertools (about a minute)"
 	@touch $@
 
 .venv-checkov/.stamp: requirements-checkov.txt $(VENV)/.stamp
-	$(PY313) -m venv .venv-checkov
-	.venv-checkov/bin/python -m pip install --quiet -r requirements-checkov.txt
+	@scripts/install_venv.sh $(PY313) .venv-checkov requirements-checkov.txt \
+	  "checkov, in its own venv since it pins another boto3 (about a minute)"
 	@touch $@
 
 venv: $(VENV)/.stamp .venv-checkov/.stamp
 
+# sam build's output (and its notes on functions without requirements.txt, which use the layer's)
+# is shown with V=1 or when the build fails; otherwise one line.
 build: $(VENV)/.stamp
+ifeq ($(V),)
+	@mkdir -p .local; start=$$SECONDS; \
+	  sam build --cached --parallel > .local/build.log 2>&1 || { cat .local/build.log; exit 1; }; \
+	  echo "==> sam build: .aws-sam/build in $$((SECONDS - start)) s (V=1 shows sam's output)"
+else
 	sam build --cached --parallel
+endif
 
 invoke: build
-	$(PY) scripts/local_invoke.py --function $(FUNCTION) --event $(EVENT)
+	@$(PY) scripts/local_invoke.py --function $(FUNCTION) --event $(EVENT)
 
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .
