@@ -55,7 +55,7 @@ class CommitResult:
 
 def commit(root: Path, relative: Path | str, data: bytes) -> CommitResult:
     """Atomically replace ``root/relative`` with ``data`` (see the module docstring)."""
-    digest = hashlib.sha256(data).hexdigest()
+    digest = hashlib.sha256(data).hexdigest
     staging = Staging(root, relative)
     staging.write(data)
     return staging.publish(len(data), digest)
@@ -69,12 +69,10 @@ class Staging:
         if not parts or parts[0] == "/" or any(part == ".." or part.startswith(".") for part in parts):
             raise ValueError(f"commit() needs a key relative to the root, not in {STAGING_DIR}: {relative}")
         self.root, self.parts, self.key = root, parts, "/".join(parts)
-        self.name = f"{uuid.uuid4().hex}.tmp"
+        self.name = name = f"{uuid.uuid4().hex}.tmp"
         self.fd = self._staging_fd = self._final_fd = -1
         with self.step():
-            self.fd = self._in_directories(
-                lambda: os.open(self.name, tree.CREATE_FLAGS, 0o640, dir_fd=self._staging_fd)
-            )
+            self.fd = self._in_dirs(lambda: os.open(name, tree.CREATE_FLAGS, 0o640, dir_fd=self._staging_fd))
 
     @contextlib.contextmanager
     def step(self) -> Iterator[None]:
@@ -94,20 +92,21 @@ class Staging:
             while view:
                 view = view[os.write(self.fd, view) :]
 
-    def publish(self, size: int, digest: str) -> CommitResult:
-        """Make the ``size`` bytes written (sha256 ``digest``) the file at the key, durably."""
+    def publish(self, size: int, digest: Callable[[], str]) -> CommitResult:
+        """Make the bytes written the file at the key, durably; ``digest()`` is awaited after the fsync."""
         with self.step():
             fd, self.fd = self.fd, -1
             try:
                 os.fsync(fd)
             finally:
                 os.close(fd)  # NFS reports deferred write errors at close too: let them propagate.
-            self._in_directories(lambda: self._rename(size, digest))
+            sha256 = digest()
+            self._in_dirs(lambda: self._rename(size, sha256))
             os.fsync(self._final_fd)
             tree.return_dir(self.root, (STAGING_DIR,), self._staging_fd)
             tree.return_dir(self.root, self.parts[:-1], self._final_fd)
             self._staging_fd = self._final_fd = -1
-        return CommitResult(path=str(self.root / self.key), key=self.key, bytes=size, sha256=digest)
+        return CommitResult(path=str(self.root / self.key), key=self.key, bytes=size, sha256=sha256)
 
     def discard(self, remove: bool = True) -> None:
         """Remove the staging file (else the janitor will) and forget every kept directory."""
@@ -118,7 +117,7 @@ class Staging:
         self.fd = self._staging_fd = self._final_fd = -1
         tree.forget_kept()
 
-    def _in_directories[T](self, action: Callable[[], T], again: bool = True) -> T:
+    def _in_dirs[T](self, action: Callable[[], T], again: bool = True) -> T:
         try:
             if self._final_fd < 0:  # then the staging directory is not borrowed either
                 self._staging_fd = tree.borrow_dir(self.root, (STAGING_DIR,))
@@ -128,7 +127,7 @@ class Staging:
             if not again or exc.errno not in _STALE:
                 raise
         self.discard(remove=False)  # a kept directory was removed meanwhile: walk afresh, once
-        return self._in_directories(action, again=False)
+        return self._in_dirs(action, again=False)
 
     def _rename(self, size: int, digest: str) -> None:
         try:

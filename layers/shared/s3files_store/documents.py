@@ -125,15 +125,7 @@ def read_document(key: object, config: Config) -> Any:
 
 
 def _load(config: Config, parts: tuple[str, ...]) -> bytes:
-    root_fd = tree.open_root(config.mount_root)
-    try:
-        dir_fd = tree.open_dir(root_fd, parts[:-1])
-    finally:
-        os.close(root_fd)
-    try:
-        fd, _ = tree.open_file(dir_fd, parts[-1], "/".join(parts), RESPONSE_LIMIT_BYTES)
-    finally:
-        os.close(dir_fd)
+    fd, _ = tree.open_key(config.mount_root, parts, RESPONSE_LIMIT_BYTES)
     with os.fdopen(fd, "rb") as file:
         data = file.read(RESPONSE_LIMIT_BYTES + 1)
     if len(data) > RESPONSE_LIMIT_BYTES:  # it grew since fstat

@@ -185,6 +185,19 @@ def open_file(dir_fd: int, name: str, shown: str, max_bytes: int) -> tuple[int, 
     return fd, info.st_size
 
 
+def open_key(root: Path, parts: Sequence[str], max_bytes: int) -> tuple[int, int]:
+    """:func:`open_file` for the key ``parts`` below ``root``: a read descriptor and the size."""
+    root_fd = open_root(root)
+    try:
+        dir_fd = open_dir(root_fd, parts[:-1])
+    finally:
+        os.close(root_fd)
+    try:
+        return open_file(dir_fd, parts[-1], "/".join(parts), max_bytes)
+    finally:
+        os.close(dir_fd)
+
+
 def unsafe(exc: OSError, shown: Sequence[str], expected: str) -> OSError | UnsafePathError:
     """``exc`` as an :class:`UnsafePathError` when it means "not what we expected here"."""
     if exc.errno not in _UNSAFE:
