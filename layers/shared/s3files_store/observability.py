@@ -3,7 +3,9 @@
 Structured JSON logs (service from POWERTOOLS_SERVICE_NAME) and CloudWatch EMF metrics in the
 namespace POWERTOOLS_METRICS_NAMESPACE (default ``S3FilesLambda``). Metric names:
 ``CommitLatency`` (Milliseconds), ``CommitBytes`` (Bytes), ``CommitFailures`` (Count),
-``RejectedRequests`` (Count, 400 answers), ``StagingFilesRemoved`` and ``SweepFailures`` (Count).
+``RejectedRequests`` (Count, 4xx answers), ``StagingFilesRemoved`` and ``SweepFailures`` (Count);
+the unzip function's ``ExtractLatency`` (Milliseconds), ``ExtractedFiles`` (Count),
+``ExtractedBytes`` (Bytes) and ``ExtractFailures`` (Count).
 
 Example:
     >>> @logger.inject_lambda_context
