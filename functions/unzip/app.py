@@ -28,7 +28,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from s3files_store.archive import extract_zip
 from s3files_store.config import get_config
 from s3files_store.exceptions import InvalidRequestError, StoreError
-from s3files_store.observability import logger, metrics
+from s3files_store.observability import logger, metrics, refused
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -48,9 +48,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             event.get("archive"), event.get("destination"), get_config(), context.get_remaining_time_in_millis
         )
     except InvalidRequestError as exc:
-        logger.warning("rejected request", extra={"error": str(exc)})
-        metrics.add_metric(name="RejectedRequests", unit=MetricUnit.Count, value=1)
-        return {"statusCode": exc.status_code, "error": str(exc)}
+        return refused(exc)
     except StoreError as exc:
         metrics.add_metric(name="ExtractFailures", unit=MetricUnit.Count, value=1)
         logger.exception(
