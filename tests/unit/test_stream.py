@@ -104,6 +104,15 @@ def test_one_large_write_and_an_empty_stream(tmp_path: Path) -> None:
     assert_committed(tmp_path, b"", out.result, "empty.bin")
 
 
+def test_closing_the_file_inside_the_block_still_commits(tmp_path: Path) -> None:
+    with atomic_writer(tmp_path, KEY) as out:
+        out.write(b"all of it")
+        out.close()
+        with pytest.raises(ValueError, match="closed file"):
+            out.write(b" and more")
+    assert_committed(tmp_path, b"all of it", out.result)
+
+
 def test_streams_share_commits_protocol(
     tmp_path: Path, recorded: Callable[..., list[tuple[str, int]]]
 ) -> None:

@@ -75,10 +75,10 @@ def atomic_writer(
     file = AtomicFile(Staging(root, key), remaining_ms, margin_ms)
     try:
         yield file
+        file.commit()
     except BaseException:
-        file.discard()
+        file.discard()  # does nothing once committed
         raise
-    file.commit()
 
 
 def commit_file(
@@ -179,7 +179,7 @@ class AtomicFile(io.BufferedIOBase):
                 f"{self._staging.key} was not committed: a write failed before ({self._failed}); its "
                 f"staging file was removed"
             ) from self._failed
-        with self._guard():
+        with self._guard(writing=False):  # the caller may have closed the file: commit it all the same
             self._drain()
             self._check_deadline()
             # A kernel copy's hashing may still run: publish() waits for it after the fsync.
@@ -196,8 +196,8 @@ class AtomicFile(io.BufferedIOBase):
         self.close()
 
     @contextlib.contextmanager
-    def _guard(self) -> Iterator[None]:
-        if self.closed:
+    def _guard(self, writing: bool = True) -> Iterator[None]:
+        if writing and self.closed:
             raise ValueError(f"{self._staging.key}: I/O operation on a closed file")
         try:
             yield
