@@ -11,8 +11,8 @@ at most one staging file, which the janitor removes.
   so chunks of 1 MiB or more are billed as the bytes they carry).
 - :meth:`AtomicFile.copy_from` takes a path (e.g. in ``/tmp``) or a binary file object. A regular
   file is copied by the kernel (``copy_file_range``, else ``sendfile``, else ``pread``/``write``)
-  while a worker thread hashes the source; any other source (a pipe, a zip member) is read in
-  chunks.
+  while a worker thread at the lowest CPU priority hashes the source; any other source (a pipe, a
+  zip member) is read in chunks.
 - The sha256 of the bytes is computed while they stream, on a worker thread in parallel with the
   writes (and, for a kernel copy, with the final fsync); :attr:`AtomicFile.result` reports it with
   the size.
@@ -314,6 +314,11 @@ def _hash_range(
 ) -> tuple[int, os.stat_result]:
     """Hash ``size`` bytes of ``fd`` from ``offset`` (closing ``fd``): the bytes hashed, and the
     file's status afterwards."""
+    # The lowest CPU priority, for this worker thread only (Linux nice is per thread): it hashes on
+    # idle CPU (a second core, or while the copy and the fsync wait for the disk) and never takes a
+    # core from the copy itself.
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
     try:
         buffer = memoryview(bytearray(min(CHUNK_BYTES, size)))
         done = 0
