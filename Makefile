@@ -21,8 +21,10 @@ help:
 	@echo "make invoke [FUNCTION=writer] [EVENT=events/writer.json]  build, then invoke locally (no Docker)"
 	@echo "make test                                              lint, template checks, unit/crash/e2e tests"
 	@echo "make build                                             sam build (the layer ships its .pyc)"
-	@echo "make bench | deploy [ENV=prod] | delete [ENV=prod] | publish ARGS=\"--s3-bucket B\""
-	@echo "make verify STACK=... [ARGS=\"--wait-seconds 900 --region eu-west-1\"] | preflight ARGS=\"--vpc-id .. --subnet-ids a,b\""
+	@echo "make bench | deploy [ENV=prod] [SKIP_PREFLIGHT=1] | delete [ENV=prod]"
+	@echo "make publish BUCKET=<artifact bucket> [REGION=eu-west-1] [VERSION=0.2.0]   the functions to SAR"
+	@echo "make preflight [ENV=prod] [ARGS=\"--parameter-overrides ReservedConcurrency=5 --region eu-west-1\"]"
+	@echo "make verify STACK=... [ARGS=\"--wait-seconds 900 --region eu-west-1\"]"
 
 $(VENV)/.stamp: requirements-dev.txt
 	@if [ -z "$(PY313)" ]; then \
@@ -51,7 +53,7 @@ lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	MYPYPATH=layers/shared $(VENV)/bin/mypy --strict layers/shared/s3files_store
-	for f in functions/*/app.py; do MYPYPATH=layers/shared $(VENV)/bin/mypy --strict "$$f" || exit 1; done
+	for f in functions/*/app.py infra/*/app.py; do MYPYPATH=layers/shared $(VENV)/bin/mypy --strict "$$f" || exit 1; done
 
 test: venv lint
 	$(PY) -m pytest
@@ -59,7 +61,14 @@ test: venv lint
 bench: build
 	$(PY) bench/run.py
 
-deploy: build
+# The preflight checks the account before anything is built or created; SKIP_PREFLIGHT=1 skips it.
+deploy: $(VENV)/.stamp
+ifeq ($(SKIP_PREFLIGHT),)
+	@$(PY) scripts/verify.py preflight --config-env $(ENV) || { \
+	  echo "make deploy: stopped before creating anything. Fix the FAIL lines above, or deploy anyway:" \
+	       "SKIP_PREFLIGHT=1 make deploy ENV=$(ENV)" >&2; exit 1; }
+endif
+	@$(MAKE) --no-print-directory build
 	sam deploy --config-env $(ENV)
 
 delete: $(VENV)/.stamp
@@ -73,10 +82,21 @@ verify: $(VENV)/.stamp
 	$(PY) scripts/verify.py --stack $(STACK) $(ARGS)
 
 preflight: $(VENV)/.stamp
-	$(PY) scripts/verify.py preflight $(ARGS)
+	$(PY) scripts/verify.py preflight --config-env $(ENV) $(ARGS)
+
+# SAR gets functions/template.yaml exactly as the stack nests it: its sam build output, packaged.
+SAR_TEMPLATE := .aws-sam/build/Functions/template.yaml
+SAR_PACKAGED := .aws-sam/sar-packaged.yaml
+REGION_ARG = $(if $(REGION),--region $(REGION))
 
 publish: $(VENV)/.stamp
-	$(PY) scripts/sar.py publish $(ARGS)
+	@test -n "$(BUCKET)" || { echo "usage: make publish BUCKET=<bucket> [REGION=<region>] [VERSION=<x.y.z>]" >&2; \
+	  echo "       BUCKET holds the packaged code; its policy must let serverlessrepo.amazonaws.com s3:GetObject." >&2; \
+	  exit 2; }
+	$(MAKE) --no-print-directory build
+	sam package --template-file $(SAR_TEMPLATE) --s3-bucket $(BUCKET) --output-template-file $(SAR_PACKAGED) $(REGION_ARG)
+	sam publish --template $(SAR_PACKAGED) $(REGION_ARG) $(if $(VERSION),--semantic-version $(VERSION))
+	@echo "Published (private). Share it, then deploy it: README, \"Serverless Application Repository\"."
 
 clean:
-	rm -rf .aws-sam .local build bench/results.json
+	rm -rf .aws-sam .local bench/results.json

@@ -12,7 +12,6 @@ builder would ship.
 
 from __future__ import annotations
 
-import importlib
 import os
 import py_compile
 import re
@@ -23,12 +22,11 @@ import time
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from harness import BARE_HANDLER, FUNCTIONS, REPO, Code, function_env, p50, ratio
+from harness import BARE_HANDLER, FUNCTIONS, Code, function_env, local_invoke, p50, ratio
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
-    from types import ModuleType
 
 
 POWERTOOLS = "from aws_lambda_powertools import Logger, Metrics"
@@ -163,25 +161,16 @@ def extra_imports(variant: tuple[Code, Path], mount_root: Path) -> dict[str, Any
     return report
 
 
-def _local_invoke() -> ModuleType:
-    """scripts/local_invoke: the project's Docker-free invoke through the RIE (it parses each built
-    template once per process, so the timed runs measure no template parse)."""
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        module = importlib.import_module("local_invoke")
-    finally:
-        sys.path.pop(0)
-    return module
-
-
 def _build_copy(build_dir: Path, dest: Path, parts: dict[str, Path]) -> Path:
-    """A build directory at `dest`: `build_dir`'s template and a copy of each of `parts`
-    (logical id -> directory). Copies, so that nothing a run writes can reach the real build.
+    """A build directory at `dest`: `build_dir`'s functions template and a copy of each of `parts`
+    (logical id -> directory), laid out as sam build does. Copies, so that nothing a run writes can
+    reach the real build.
     """
-    dest.mkdir()
-    shutil.copy2(build_dir / "template.yaml", dest / "template.yaml")
+    app = local_invoke().functions_build_dir(dest)
+    app.mkdir(parents=True)
+    shutil.copy2(local_invoke().functions_build_dir(build_dir) / "template.yaml", app / "template.yaml")
     for logical_id, source in parts.items():
-        shutil.copytree(source, dest / logical_id)
+        shutil.copytree(source, app / logical_id)
     return dest
 
 
@@ -195,11 +184,10 @@ def rie_invokers(
     local_invoke sets PYTHONDONTWRITEBYTECODE (Lambda cannot write into /var/task or /opt): every
     run sees exactly the bytecode its copy started with.
     """
-    local_invoke = _local_invoke()
-    layer = build_dir / "SharedLayer"
-    functions = {
-        f"{name.capitalize()}Function": build_dir / f"{name.capitalize()}Function" for name in FUNCTIONS
-    }
+    runner = local_invoke()
+    app = runner.functions_build_dir(build_dir)
+    layer = app / "SharedLayer"
+    functions = {f"{name.capitalize()}Function": app / f"{name.capitalize()}Function" for name in FUNCTIONS}
     as_built = _build_copy(build_dir, work / "rie-build", {**functions, "SharedLayer": layer})
     bare_build = _build_copy(build_dir, work / "rie-bare", {"WriterFunction": bare, "SharedLayer": layer})
 
@@ -208,8 +196,8 @@ def rie_invokers(
             for attempt in range(3):
                 start = time.perf_counter()
                 try:
-                    result = local_invoke.invoke(function, event, build_dir=build, mount_root=mount_root)
-                except local_invoke.SetupError as exc:
+                    result = runner.invoke(function, event, build_dir=build, mount_root=mount_root)
+                except runner.SetupError as exc:
                     # Seen once in ~100 runs (the emulator exits with status 2 before listening):
                     # a failed start measures nothing, so start again.
                     print(f"[bench] RIE start failed ({exc}), attempt {attempt + 1} of 3", file=sys.stderr)

@@ -27,7 +27,7 @@ import coldstart
 import latency
 import streaming
 import syscalls
-from harness import REPO, Code, Writer
+from harness import REPO, Code, Writer, local_invoke
 
 FULL = {
     "import_runs": 30,
@@ -284,7 +284,8 @@ def measure(code: Code, build_dir: Path, settings: dict[str, Any], work: Path) -
     print("[bench] streaming commits (64 MiB, 1 GiB)...", file=sys.stderr)
     results["streaming"] = streaming.measure(code.layer, root, work, STREAM_SIZES, settings["stream_rounds"])
     names = ("WriterFunction", "ReaderFunction", "JanitorFunction", "SharedLayer")
-    results["sizes"] = {name: zipped_kib(build_dir / name) for name in names}
+    app = local_invoke().functions_build_dir(build_dir)
+    results["sizes"] = {name: zipped_kib(app / name) for name in names}
     if plain:
         results["sizes"]["SharedLayer without .pyc"] = zipped_kib(work / "plain" / "SharedLayer")
     return results

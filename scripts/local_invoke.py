@@ -3,8 +3,10 @@
 `make invoke FUNCTION=writer EVENT=events/writer.json` runs this after `sam build`. The RIE binary
 ships inside the aws-sam-cli wheel; it runs `python -m awslambdaric app.handler` in the built
 function directory with the built layer on PYTHONPATH (where /opt/python would be), and the event is
-POSTed to it like `sam local invoke` would. The file system is a plain directory,
-MOUNT_ROOT=./.local/s3data with REQUIRE_MOUNT=false, so nothing here needs AWS or Docker.
+POSTed to it like `sam local invoke` would. The functions are the nested application `Functions` of
+template.yaml, so sam build puts them, the layer and their built template under build/Functions/.
+The file system is a plain directory, MOUNT_ROOT=./.local/s3data with REQUIRE_MOUNT=false, so
+nothing here needs AWS or Docker.
 
 Environment: like `sam local invoke --env-vars events/env.json`, every variable the built template
 declares for the function takes its value from env.json's function section, else its "Parameters"
@@ -12,9 +14,15 @@ section, else the template's literal value (variables env.json does not declare 
 SAM does). Then the local settings win: MOUNT_ROOT, REQUIRE_MOUNT, fake credentials and an
 unreachable AWS endpoint, so no SDK call can leave the machine.
 
-Exit status: 0 when the function returned and its response has no statusCode >= 400; 1 when the
-invocation failed (the function raised or timed out, or answered with statusCode >= 400, e.g. 400
-for an invalid id); 2 when the invoke could not be set up (no build, no RIE binary, bad event file).
+Output: the response on stdout; then, on stderr, the committed path (writer), the emulator's real
+init and invoke durations, and the function's logs only when the function raised or timed out, or with
+--verbose. Lambda refuses a synchronous request over 6,291,456 bytes before running anything: so
+does this script, with the same error, without starting the emulator.
+
+Exit status: 0 when the function returned a response without a statusCode >= 400; 1 when the
+invocation failed (the function raised or timed out, the request was too large, or the function
+answered statusCode >= 400: 400 invalid id or payload, 404 not found, 409 unsafe entry on the mount,
+413 too large); 2 when the invoke could not be set up (no build, no RIE binary, bad event file).
 
 Example:
     .venv/bin/python scripts/local_invoke.py --function writer --event events/writer.json
@@ -29,6 +37,7 @@ import importlib.util
 import json
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
@@ -51,7 +60,20 @@ LOGICAL_IDS = {
     "unzip": "UnzipFunction",
 }
 LAYER_ID = "SharedLayer"
+# Logical id of the AWS::Serverless::Application in template.yaml: its build folder.
+FUNCTIONS_STACK = "Functions"
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
+# Lambda's limit for a synchronous invocation's request payload (and its response).
+REQUEST_LIMIT_BYTES = 6_291_456
+# The emulator's own timings: "INIT REPORT(durationMs: 137.7)", "INVOKE RTDONE(... duration: 8.7ms)".
+_INIT_MS = re.compile(r"INIT REPORT\(durationMs: ([0-9.]+)\)")
+_INVOKE_MS = re.compile(r"INVOKE RTDONE\(.*duration: ([0-9.]+)ms\)")
+# Emulator lines that mislead locally: its REPORT gives no real init time and always reports the
+# whole memory size as used; the shutdown lines follow every invoke.
+_NOISE = re.compile(
+    r"^REPORT RequestId|\(rapid\) (Received signal|Shutting down|Reset initiated|Sending SIGKILL|"
+    r"Waiting for runtime|The extension's directory)"
+)
 START_TIMEOUT_SECONDS = 10.0
 STOP_GRACE_SECONDS = 3.0
 
@@ -69,6 +91,21 @@ class InvokeResult:
     function_error: str | None
     logs: str
     duration_ms: float
+
+    @property
+    def timings(self) -> str:
+        """The emulator's init and invoke durations, and the round trip seen from here."""
+        init, run = _INIT_MS.search(self.logs), _INVOKE_MS.search(self.logs)
+        parts = [
+            f"init {float(init[1]):.0f} ms" if init else "",
+            f"invoke {float(run[1]):.1f} ms" if run else "",
+        ]
+        return ", ".join([*filter(None, parts), f"round trip {self.duration_ms:.0f} ms"])
+
+    @property
+    def shown_logs(self) -> str:
+        """The logs without the emulator's misleading and routine lines."""
+        return "".join(line for line in self.logs.splitlines(keepends=True) if not _NOISE.search(line))
 
     @property
     def ok(self) -> bool:
@@ -93,11 +130,17 @@ def find_rie() -> Path:
     return rie
 
 
+def functions_build_dir(build_dir: Path) -> Path:
+    """Where `sam build` into `build_dir` puts the functions, the layer and their built template."""
+    return build_dir / FUNCTIONS_STACK
+
+
 def function_settings(build_dir: Path, logical_id: str) -> tuple[str, int, int, dict[str, Any]]:
     """Read handler, timeout, memory and declared env vars of `logical_id` from the built template."""
-    template_path = build_dir / "template.yaml"
-    if not (build_dir / logical_id).is_dir() or not template_path.is_file():
-        raise SetupError(f"{build_dir / logical_id} is missing: run `make build` (sam build) first.")
+    app_dir = functions_build_dir(build_dir)
+    template_path = app_dir / "template.yaml"
+    if not (app_dir / logical_id).is_dir() or not template_path.is_file():
+        raise SetupError(f"{app_dir / logical_id} is missing: run `make build` (sam build) first.")
     template = _parse_template(template_path, template_path.stat().st_mtime_ns)
     defaults = template.get("Globals", {}).get("Function", {})
     props = {**defaults, **template["Resources"][logical_id].get("Properties", {})}
@@ -186,12 +229,21 @@ def invoke(
     Raises SetupError when the invoke cannot start; a function error is reported in the result.
     """
     logical_id = LOGICAL_IDS[function]
+    body = json.dumps(event).encode()
+    if len(body) > REQUEST_LIMIT_BYTES:
+        message = (
+            f"Request must be smaller than {REQUEST_LIMIT_BYTES} bytes for the InvokeFunction operation "
+            f"(this event is {len(body):,} bytes): Lambda refuses it before running the function"
+        )
+        error = {"errorType": "RequestEntityTooLargeException", "errorMessage": message}
+        return InvokeResult(function, error, "RequestEntityTooLargeException", "", 0.0)
     rie = find_rie()
     handler, timeout, memory, declared = function_settings(build_dir, logical_id)
     overrides = env_file_vars(env_file, logical_id)
     values = {name: overrides.get(name, value) for name, value in declared.items()}
-    code_dir = (build_dir / logical_id).resolve()
-    layer_dir = (build_dir / LAYER_ID / "python").resolve()
+    app_dir = functions_build_dir(build_dir)
+    code_dir = (app_dir / logical_id).resolve()
+    layer_dir = (app_dir / LAYER_ID / "python").resolve()
     mount_root = mount_root.resolve()
     try:
         mount_root.mkdir(parents=True, exist_ok=True)
@@ -236,7 +288,7 @@ def invoke(
             wait_for_port(port, proc, log)
             started = time.monotonic()
             request = urllib.request.Request(
-                f"http://127.0.0.1:{port}{INVOKE_PATH}", data=json.dumps(event).encode(), method="POST"
+                f"http://127.0.0.1:{port}{INVOKE_PATH}", data=body, method="POST"
             )
             try:
                 with urllib.request.urlopen(request, timeout=timeout + 10) as response:  # noqa: S310
@@ -287,16 +339,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: the emulator was stopped.", file=sys.stderr)
         return 130
-    if args.verbose or not result.ok:
-        print(f"--- {args.function} logs ---\n{result.logs}--- end of logs ---", file=sys.stderr)
     print(json.dumps(result.payload, indent=2) if isinstance(result.payload, dict) else result.payload)
+    if result.ok and isinstance(result.payload, dict) and "committed_path" in result.payload:
+        print(f"committed: {result.payload['committed_path']}", file=sys.stderr)
+    if result.logs:
+        print(f"timings: {result.timings} (cold start included)", file=sys.stderr)
+    if (args.verbose or result.function_error) and result.logs:
+        print(f"--- {args.function} logs ---\n{result.shown_logs}--- end of logs ---", file=sys.stderr)
     if result.function_error:
-        print(f"error: the function failed ({result.function_error}); its logs are above.", file=sys.stderr)
+        print(f"error: the invocation failed ({result.function_error}).", file=sys.stderr)
     elif not result.ok:
         print(f"error: the function answered statusCode {result.payload['statusCode']}.", file=sys.stderr)
-    elif args.function == "writer" and isinstance(result.payload, dict):
-        print(f"committed: {result.payload.get('committed_path')}", file=sys.stderr)
-    print(f"round trip: {result.duration_ms:.0f} ms (includes the cold start)", file=sys.stderr)
     return 0 if result.ok else 1
 
 

@@ -1,21 +1,29 @@
-"""Post-deploy verification and existing-VPC preflight for the S3 Files Lambda stack.
+"""Pre-deploy and post-deploy checklists for the S3 Files Lambda stack.
 
 Usage::
 
     verify.py [verify] --stack NAME [--region R] [--profile P] [--wait-seconds 600]
               [--export-wait-seconds 180] [--invoke-attempts 6]
-    verify.py preflight --vpc-id vpc-.. --subnet-ids subnet-a,subnet-b [--region R] [--profile P]
+    verify.py preflight [--config-env ENV] [--parameter-overrides K=V ..] [--vpc-id vpc-..
+              --subnet-ids subnet-a,subnet-b] [--region R] [--profile P] [--stack-name NAME]
 
 verify: stack outputs -> file system and mount targets available -> NFS security group rules -> each
 function's VPC, access point and a mount target per AZ -> writer commits a probe document
 (``verify-probe-<UTC timestamp>``, left in place as evidence) -> reader returns it -> it is exported
 to S3 -> the functions' logs since the start hold no mount errors, permission denials or timeouts.
-preflight: VPC and subnets exist, two subnets in two AZs, VPC DNS attributes, a route to S3 (warning).
+preflight, with the parameters sam deploy --config-env ENV would use (template defaults, the stack's
+previous values, samconfig.toml's parameter_overrides, then --parameter-overrides/--vpc-id/--subnet-ids):
+credentials and Region -> the stack can be created or updated -> S3 Files answers in the Region -> the
+account's Lambda concurrency leaves room for the reservations -> created VPC: the VPCs-per-Region quota;
+existing VPC: the subnets exist in two AZs, VPC DNS attributes, a route to S3 (warning).
 
 Prints one PASS/FAIL/WARN/SKIP line per step, a ``fix:`` line under each FAIL and WARN, and exits 1
 when any step failed (0 otherwise). The caller needs cloudformation:DescribeStacks,
 s3files:GetFileSystem, s3files:ListMountTargets, ec2:Describe*, lambda:GetFunctionConfiguration,
-lambda:InvokeFunction, s3:GetObject + s3:ListBucket on the bucket and logs:FilterLogEvents.
+lambda:InvokeFunction, s3:GetObject + s3:ListBucket on the bucket and logs:FilterLogEvents; preflight
+needs sts:GetCallerIdentity, cloudformation:DescribeStacks + ListStackResources,
+lambda:GetAccountSettings + GetFunctionConcurrency, s3files:ListFileSystems, ec2:Describe* and
+servicequotas:GetServiceQuota.
 """
 
 from __future__ import annotations
@@ -23,11 +31,13 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError
+from s3files_ops.account import RESERVED_CONCURRENCY, PreflightClients, resolve_target
 from s3files_ops.checklist import CONNECT_FIX, Clock, print_checklist, skip, stderr_progress
 from s3files_ops.infra import (
     AVAILABLE,
@@ -38,7 +48,8 @@ from s3files_ops.infra import (
     read_outputs,
     wait_available,
 )
-from s3files_ops.preflight import run_preflight
+from s3files_ops.params import REPO, ConfigError, parse_overrides, read_samconfig
+from s3files_ops.preflight import Request, run_preflight
 from s3files_ops.probe import (
     EXPORT,
     LOGS,
@@ -161,24 +172,71 @@ def _parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--invoke-attempts", type=int, default=6, help="tries per invoke on mount timeouts")
     preflight = commands.add_parser(
-        "preflight", parents=[common], help="check an existing VPC before deploying"
+        "preflight", parents=[common], help="check the account, Region and network before deploying"
     )
-    preflight.add_argument("--vpc-id", required=True)
-    preflight.add_argument("--subnet-ids", required=True, help="two comma-separated subnet ids")
+    preflight.add_argument("--config-env", default="default", help="samconfig.toml environment (default)")
+    preflight.add_argument("--config-file", type=Path, default=REPO / "samconfig.toml")
+    preflight.add_argument("--template-file", type=Path, default=REPO / "template.yaml")
+    preflight.add_argument("--stack-name", help="default: stack_name of the samconfig.toml environment")
+    preflight.add_argument(
+        "--parameter-overrides",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="what-if values on top of samconfig.toml's parameter_overrides (sam deploy's syntax)",
+    )
+    preflight.add_argument("--vpc-id", help="same as --parameter-overrides VpcId=..")
+    preflight.add_argument("--subnet-ids", help="same as --parameter-overrides SubnetIds=a,b")
     return parser
 
 
+def preflight(args: argparse.Namespace, clients: PreflightClients | None = None) -> int:
+    """Check what `sam deploy --config-env ENV` is about to do; print the parameters judged, then the
+    checklist.
+    """
+    try:
+        config = read_samconfig(args.config_file, args.config_env)
+        command_line = parse_overrides(args.parameter_overrides, "--parameter-overrides")
+        for name, value in (("VpcId", args.vpc_id), ("SubnetIds", args.subnet_ids)):
+            if value is not None:
+                command_line[name] = value.replace(" ", "")
+        request = Request(args.template_file, config, command_line, args.stack_name or config.stack_name)
+        target = resolve_target(args.region, args.profile, config)
+        if clients is None and target.session is not None and not target.problems:
+            clients = PreflightClients.from_session(target.session)
+        results, params = run_preflight(clients, target, request)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    shown = [RESERVED_CONCURRENCY, "VpcId", *(["SubnetIds"] if params.values.get("VpcId") else [])]
+    values = [
+        f"{n}={params.values[n] or '(empty)'} ({params.sources[n]})" for n in shown if n in params.values
+    ]
+    print(f"Parameters of stack {request.stack_name or '(no stack_name)'}: {', '.join(values)}")
+    if params.ignored:
+        print(f"Ignored (not parameters of {args.template_file.name}): {', '.join(params.ignored)}")
+    print_checklist(results)
+    return 1 if any(not r.ok for r in results) else 0
+
+
 def main(
-    argv: Sequence[str] | None = None, *, clients: Clients | None = None, clock: Clock | None = None
+    argv: Sequence[str] | None = None,
+    *,
+    clients: Clients | None = None,
+    clock: Clock | None = None,
+    preflight_clients: PreflightClients | None = None,
 ) -> int:
     """CLI entry point: 0 all passed, 1 a step failed, 2 no usable AWS configuration (or bad arguments).
 
-    ``clients`` and ``clock`` are injected by tests.
+    ``clients``, ``clock`` and ``preflight_clients`` are injected by tests.
     """
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list or args_list[0] not in ("verify", "preflight", "-h", "--help"):
         args_list.insert(0, "verify")
     args = _parser().parse_args(args_list)
+    if args.command == "preflight":
+        return preflight(args, preflight_clients)
     try:
         clients = clients or Clients.from_session(
             boto3.Session(region_name=args.region, profile_name=args.profile)
@@ -186,18 +244,14 @@ def main(
     except BotoCoreError as exc:
         print(f"error: {exc}; {CONNECT_FIX}", file=sys.stderr)
         return 2
-    if args.command == "preflight":
-        subnet_ids = [s.strip() for s in args.subnet_ids.split(",") if s.strip()]
-        results = run_preflight(clients.ec2, args.vpc_id, subnet_ids)
-    else:
-        results = run_verify(
-            clients,
-            args.stack,
-            clock or Clock(),
-            wait_seconds=args.wait_seconds,
-            export_wait_seconds=args.export_wait_seconds,
-            invoke_attempts=args.invoke_attempts,
-        )
+    results = run_verify(
+        clients,
+        args.stack,
+        clock or Clock(),
+        wait_seconds=args.wait_seconds,
+        export_wait_seconds=args.export_wait_seconds,
+        invoke_attempts=args.invoke_attempts,
+    )
     print_checklist(results)
     return 1 if any(not r.ok for r in results) else 0
 

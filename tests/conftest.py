@@ -41,13 +41,16 @@ os.environ.pop("AWS_PROFILE", None)
 
 @pytest.fixture(scope="session")
 def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One `sam build` per session (template and e2e tests share it), of a clean copy of the
-    application: the repository's .aws-sam/, caches and samconfig.toml play no part.
+    """One `sam build` per session (template, SAR and e2e tests share it), of a clean copy of the
+    application: the repository's .aws-sam/, caches and samconfig.toml play no part. The functions
+    template (functions/template.yaml, nested as `Functions`) is built into build/Functions/.
     """
     app = tmp_path_factory.mktemp("app")
-    shutil.copy2(REPO / "template.yaml", app / "template.yaml")
+    # The functions template's SAR metadata names ../LICENSE and ../README.md (sam package uploads them).
+    for name in ("template.yaml", "LICENSE", "README.md"):
+        shutil.copy2(REPO / name, app / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
-    for directory in ("functions", "layers"):
+    for directory in ("functions", "layers", "infra"):
         shutil.copytree(REPO / directory, app / directory, ignore=ignore)
     # sam build needs the runtime's exact Python (python3.13) on PATH.
     candidates = [Path(sys.executable).parent, Path(sys.base_prefix) / "bin"]

@@ -74,13 +74,20 @@ class _OfflinePolicyLoader(ManagedPolicyLoader):
         return {}
 
 
+PACKAGED_URIS = {
+    "CodeUri": "s3://artifacts-bucket/artifact.zip",
+    "ContentUri": "s3://artifacts-bucket/artifact.zip",
+    "Location": "https://artifacts-bucket.s3.us-east-1.amazonaws.com/nested.template",
+}
+
+
 def transform(sam: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:
     """samtranslator's CloudFormation for ``sam``, in-process and offline (the argument is untouched;
-    local code URIs become fake S3 URIs, as after `sam package`)."""
+    local code URIs and nested template paths become fake S3 URLs, as after `sam package`)."""
     fragment = copy.deepcopy(sam)
     for resource in fragment["Resources"].values():
         properties = resource.get("Properties", {})
-        for key in ("CodeUri", "ContentUri"):
-            if isinstance(properties.get(key), str) and not properties[key].startswith("s3://"):
-                properties[key] = "s3://artifacts-bucket/artifact.zip"
+        for key, packaged in PACKAGED_URIS.items():
+            if isinstance(properties.get(key), str) and not properties[key].startswith(("s3://", "https://")):
+                properties[key] = packaged
     return sam_transform(fragment, dict(parameters), _OfflinePolicyLoader())

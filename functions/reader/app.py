@@ -4,6 +4,8 @@ Events and responses:
 - ``{"key": "documents/2026/11/27/order-42.json"}`` ->
   ``{"statusCode": 200, "key", "document"}``, 404 when absent, 400 for a hostile key, 409 when a
   symlink or a non-regular file stands on the path, 413 when it would not fit a Lambda response.
+- ``{"id": "order-42"}`` -> the same for the newest document with that id, whatever day it was
+  committed (404 when none is found in the newest 366 days).
 - ``{"prefix": "documents/2026/11", "limit": 100, "cursor": "<last key>"}`` ->
   ``{"statusCode": 200, "keys": [...], "next_cursor": str | None}``; ``prefix`` defaults to
   DOCUMENT_PREFIX, ``""`` lists the whole root.
@@ -16,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from s3files_store.config import get_config
-from s3files_store.documents import read_document
+from s3files_store.documents import latest_key, read_document
 from s3files_store.exceptions import InvalidRequestError, StoreError
 from s3files_store.listing import DEFAULT_LIMIT, list_documents
 from s3files_store.observability import logger
@@ -30,10 +32,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     config = get_config()
     try:
         if not isinstance(event, dict):
-            raise InvalidRequestError("the event must be a JSON object with 'key' or 'prefix'")
-        if "key" in event:
-            document = read_document(event["key"], config)
-            return {"statusCode": 200, "key": event["key"], "document": document}
+            raise InvalidRequestError("the event must be a JSON object with 'key', 'id' or 'prefix'")
+        if "key" in event or "id" in event:
+            key = event["key"] if "key" in event else latest_key(event["id"], config)
+            return {"statusCode": 200, "key": key, "document": read_document(key, config)}
         keys, next_cursor = list_documents(
             event.get("prefix", config.document_prefix),
             config,

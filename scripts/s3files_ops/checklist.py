@@ -71,9 +71,12 @@ CONNECT_FIX = (
 # Services of the non-EC2 calls the checks make; every other call is an ec2:Describe*.
 _SERVICES = {
     "DescribeStacks": "cloudformation",
+    "ListStackResources": "cloudformation",
     "GetFileSystem": "s3files",
     "ListMountTargets": "s3files",
     "GetFunctionConfiguration": "lambda",
+    "GetFunctionConcurrency": "lambda",
+    "GetAccountSettings": "lambda",
     "GetObject": "s3",
     "FilterLogEvents": "logs",
 }

@@ -34,8 +34,9 @@ FUNCTION_NETWORK = "Functions: VPC, access point, mount target per AZ"
 ROLE_FIX = (
     "check FileSystemRole: trust elasticfilesystem.amazonaws.com with aws:SourceAccount and aws:SourceArn "
     "arn:<partition>:s3files:<region>:<account>:file-system/*; s3:ListBucket+s3:ListBucketVersions on the "
-    "bucket; s3:GetObject*/PutObject*/DeleteObject*/AbortMultipartUpload/List* on bucket/*; the EventBridge "
-    "rule actions on rule/DO-NOT-DELETE-S3-Files*; KMS use on KmsKeyArn if set; bucket versioning Enabled"
+    "bucket; s3:GetObject*/PutObject*/DeleteObject/DeleteObjectTagging/AbortMultipartUpload/List* on "
+    "bucket/*; the EventBridge rule actions on rule/DO-NOT-DELETE-S3-Files*; KMS use on KmsKeyArn if set; "
+    "bucket versioning Enabled"
 )
 MOUNT_TARGET_FIX = (
     "read the status message and the stack events of MountTargetA/MountTargetB: the subnet needs free IP "

@@ -1,15 +1,45 @@
-"""Preflight for the existing-VPC mode: subnets, AZs, DNS attributes and a route to S3."""
+"""Preflight before a deploy: the account and Region (s3files_ops.account), then the network mode the
+parameters choose: the VPC quota for a created VPC, or the subnets, AZs, DNS attributes and route to
+S3 of an existing one.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from s3files_ops.account import (
+    PF_CONCURRENCY,
+    PF_S3FILES,
+    PF_STACK,
+    PF_VPC_QUOTA,
+    RESERVED_CONCURRENCY,
+    Deployed,
+    Plan,
+    check_concurrency,
+    check_identity,
+    check_s3files,
+    check_stack,
+    check_vpc_quota,
+)
 from s3files_ops.checklist import Status, StepFailure, StepResult, skip, step
+from s3files_ops.params import (
+    ConfigError,
+    Parameters,
+    effective_parameters,
+    load_template,
+    reservations,
+    total,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from pathlib import Path
 
     from botocore.client import BaseClient
+
+    from s3files_ops.account import PreflightClients, Target
+    from s3files_ops.params import SamConfig
 
 PF_SUBNETS = "VPC and subnets exist"
 PF_AZS = "Exactly two subnets in distinct AZs"
@@ -27,6 +57,12 @@ def check_subnets(ec2: BaseClient, vpc_id: str, subnet_ids: Sequence[str]) -> St
     """PASS when the VPC exists and every subnet exists inside it; ``data`` = the subnets."""
     # Filters (unlike ids) return what exists instead of failing on the first unknown id.
     where = f"region {ec2.meta.region_name}"
+    if not subnet_ids:
+        raise StepFailure(
+            f"VpcId is {vpc_id} but SubnetIds is empty",
+            "add SubnetIds=subnet-a,subnet-b (two private subnets of that VPC in two AZs) next to VpcId in "
+            "parameter_overrides, or pass --subnet-ids",
+        )
     if not ec2.describe_vpcs(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Vpcs"]:
         raise StepFailure(f"VPC {vpc_id} not found in {where}", "pass an existing --vpc-id (or set --region)")
     subnets = ec2.describe_subnets(Filters=[{"Name": "subnet-id", "Values": list(subnet_ids)}])["Subnets"]
@@ -141,7 +177,7 @@ def check_s3_route(ec2: BaseClient, vpc_id: str, subnet_ids: Sequence[str]) -> S
     )
 
 
-def run_preflight(ec2: BaseClient, vpc_id: str, subnet_ids: Sequence[str]) -> list[StepResult]:
+def check_existing_vpc(ec2: BaseClient, vpc_id: str, subnet_ids: Sequence[str]) -> list[StepResult]:
     """Check an existing VPC and two subnets before deploying with VpcId/SubnetIds set."""
     subnets = check_subnets(ec2, vpc_id, subnet_ids)
     if not subnets.ok:
@@ -152,3 +188,83 @@ def run_preflight(ec2: BaseClient, vpc_id: str, subnet_ids: Sequence[str]) -> li
         check_vpc_dns(ec2, vpc_id),
         check_s3_route(ec2, vpc_id, subnet_ids),
     ]
+
+
+@dataclass(frozen=True)
+class Request:
+    """What is about to be deployed: the template, samconfig.toml's environment, the command line's
+    overrides (a what-if layer on top), and the stack name.
+    """
+
+    template: Path
+    config: SamConfig
+    command_line: dict[str, str]
+    stack_name: str | None
+
+    def parameters(self, deployed: Deployed) -> Parameters:
+        """As sam deploy resolves them; on an update, parameters not overridden keep their previous value."""
+        return effective_parameters(
+            load_template(self.template),
+            [
+                (f"stack {self.stack_name}", deployed.previous),
+                (f"{self.config.path.name} [{self.config.env}]", self.config.overrides),
+                ("command line", self.command_line),
+            ],
+        )
+
+    def plan(self, params: Parameters) -> Plan:
+        values = params.values
+        found = reservations(self.template, values)
+        where = f"parameter_overrides of [{self.config.env}.deploy.parameters] in {self.config.path.name}"
+        if RESERVED_CONCURRENCY not in values:
+            return Plan(found, found, 0, f"{self.template.name} (no {RESERVED_CONCURRENCY})", where)
+        at_zero = reservations(self.template, values | {RESERVED_CONCURRENCY: "0"})
+        at_one = reservations(self.template, values | {RESERVED_CONCURRENCY: "1"})
+        setting = (
+            f"{RESERVED_CONCURRENCY}={values[RESERVED_CONCURRENCY]} ({params.sources[RESERVED_CONCURRENCY]})"
+        )
+        return Plan(found, at_zero, total(at_one) - total(at_zero), setting, where)
+
+
+def network_steps(params: Parameters) -> tuple[str, ...]:
+    return (PF_SUBNETS, PF_AZS, PF_DNS, PF_S3_ROUTE) if params.values.get("VpcId") else (PF_VPC_QUOTA,)
+
+
+def run_preflight(
+    clients: PreflightClients | None, target: Target, request: Request
+) -> tuple[list[StepResult], Parameters]:
+    """Every check before a deploy, in order; the parameters they judged come back for the summary."""
+    params = request.parameters(Deployed())
+    identity = check_identity(target, clients.sts if clients else None)
+    if clients is None or not target.region or not identity.ok:
+        later = (PF_STACK, PF_S3FILES, PF_CONCURRENCY, *network_steps(params))
+        return [identity, *(skip(name, "no usable credentials and Region") for name in later)], params
+    region = target.region
+    stack = check_stack(clients.cloudformation, clients.lambda_, request.stack_name, request.config)
+    deployed: Deployed | None = stack.data
+    if deployed is not None:
+        params = request.parameters(deployed)
+    results = [identity, stack, check_s3files(clients.s3files, region)]
+    if deployed is None:
+        results.append(skip(PF_CONCURRENCY, "stack state unknown"))
+    else:
+        try:
+            plan = request.plan(params)
+        except ConfigError as exc:
+            results.append(
+                StepResult(
+                    PF_CONCURRENCY,
+                    Status.WARN,
+                    f"cannot compute what the deploy reserves: {exc}",
+                    "check the ReservedConcurrentExecutions of the functions in the template",
+                )
+            )
+        else:
+            results.append(check_concurrency(clients.lambda_, plan, deployed.reserved, region))
+    vpc_id = params.values.get("VpcId", "")
+    if vpc_id:
+        subnet_ids = [s.strip() for s in params.values.get("SubnetIds", "").split(",") if s.strip()]
+        results += check_existing_vpc(clients.ec2, vpc_id, subnet_ids)
+    else:
+        results.append(check_vpc_quota(clients.ec2, clients.servicequotas, region))
+    return results, params

@@ -41,6 +41,8 @@ def handler(event, context):
         time.sleep(event["sleep"])
     if event.get("raise"):
         raise ValueError(event["raise"])
+    if event.get("status"):
+        return {"statusCode": event["status"], "error": "as asked"}
     names = ("MOUNT_ROOT", "REQUIRE_MOUNT", "FROM_TEMPLATE", "OVERRIDDEN", "FROM_PARAMETERS",
              "UNDECLARED", "AWS_LAMBDA_FUNCTION_TIMEOUT", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
              "AWS_ACCESS_KEY_ID", "AWS_ENDPOINT_URL", "AWS_PROFILE")
@@ -50,12 +52,14 @@ def handler(event, context):
 
 @pytest.fixture
 def fake_build(tmp_path: Path) -> Path:
-    """A build directory shaped like sam build's output, with a handler that reports its env."""
+    """A build directory shaped like sam build's output (the functions under their nested
+    application's folder), with a handler that reports its env."""
     build = tmp_path / "build"
-    (build / "WriterFunction").mkdir(parents=True)
-    (build / "SharedLayer" / "python").mkdir(parents=True)
-    (build / "template.yaml").write_text(TEMPLATE)
-    (build / "WriterFunction" / "app.py").write_text(textwrap.dedent(HANDLER))
+    app = build / "Functions"
+    (app / "WriterFunction").mkdir(parents=True)
+    (app / "SharedLayer" / "python").mkdir(parents=True)
+    (app / "template.yaml").write_text(TEMPLATE)
+    (app / "WriterFunction" / "app.py").write_text(textwrap.dedent(HANDLER))
     env = {
         "Parameters": {"FROM_PARAMETERS": "parameters", "OVERRIDDEN": "parameters", "UNDECLARED": "x"},
         "WriterFunction": {"OVERRIDDEN": "function", "MOUNT_ROOT": "/tmp/s3data"},
@@ -115,3 +119,61 @@ def test_invokes_can_run_side_by_side(local_invoke: ModuleType, fake_build: Path
     with ThreadPoolExecutor(max_workers=3) as pool:
         results = list(pool.map(lambda _: run(local_invoke, fake_build, {"sleep": 0.5}), range(3)))
     assert [result.ok for result in results] == [True, True, True], [r.logs for r in results]
+
+
+def test_an_oversized_request_is_refused_like_lambda_without_running(
+    local_invoke: ModuleType, fake_build: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_emulator() -> None:
+        raise AssertionError("the emulator must not start for a request Lambda refuses")
+
+    monkeypatch.setattr(local_invoke, "find_rie", no_emulator)
+    result = run(local_invoke, fake_build, {"padding": "x" * 6_291_456})
+    assert not result.ok
+    assert result.payload["errorType"] == "RequestEntityTooLargeException"
+    assert "smaller than 6291456 bytes" in result.payload["errorMessage"]
+    assert "6,291,471 bytes" in result.payload["errorMessage"]
+
+
+def cli(local_invoke: ModuleType, build: Path, event: object, *extra: str) -> int:
+    event_file = build.parent / "event.json"
+    event_file.write_text(json.dumps(event))
+    args = [
+        "--event",
+        str(event_file),
+        "--build-dir",
+        str(build),
+        "--env-file",
+        str(build.parent / "env.json"),
+    ]
+    return local_invoke.main([*args, "--mount-root", str(build.parent / "s3data"), *extra])
+
+
+@pytest.mark.parametrize(
+    ("event", "code"),
+    [({}, 0), ({"status": 400}, 1), ({"status": 404}, 1), ({"status": 413}, 1), ({"raise": "x"}, 1)],
+    ids=["200", "400", "404", "413", "raised"],
+)
+def test_exit_codes(local_invoke: ModuleType, fake_build: Path, event: dict, code: int) -> None:
+    assert cli(local_invoke, fake_build, event) == code
+
+
+def test_setup_failures_exit_2(local_invoke: ModuleType, fake_build: Path, tmp_path: Path) -> None:
+    assert local_invoke.main(["--event", str(tmp_path / "missing.json")]) == 2
+    assert cli(local_invoke, tmp_path / "no-build", {}) == 2
+
+
+def test_quiet_success_loud_failure(
+    local_invoke: ModuleType, fake_build: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(local_invoke, fake_build, {}) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["statusCode"] == 200
+    # The answer, then one line of real timings: no emulator log on success.
+    assert err.startswith("timings: init ") and "invoke " in err and err.count("\n") == 1, err
+    assert cli(local_invoke, fake_build, {"raise": "broken on purpose"}) == 1
+    out, err = capsys.readouterr()
+    assert json.loads(out)["errorType"] == "ValueError"
+    assert "broken on purpose" in err and "error: the invocation failed" in err
+    # The emulator's REPORT line claims the whole memory as used and no init time: never shown.
+    assert "Max Memory Used" not in err and "Init Duration" not in err

@@ -70,3 +70,13 @@ def test_bad_listing_arguments_are_400(
     reader: ModuleType, root: Path, context: FakeContext, event: dict[str, Any]
 ) -> None:
     assert reader.handler(event, context)["statusCode"] == 400
+
+
+def test_reads_the_newest_document_by_id(
+    reader: ModuleType, writer: ModuleType, root: Path, context: FakeContext
+) -> None:
+    written = writer.handler({"id": "order-42", "v": 1}, context)
+    response = reader.handler({"id": "order-42"}, context)
+    assert response == {"statusCode": 200, "key": written["key"], "document": {"id": "order-42", "v": 1}}
+    assert reader.handler({"id": "absent"}, context)["statusCode"] == 404
+    assert reader.handler({"id": "../x"}, context)["statusCode"] == 400

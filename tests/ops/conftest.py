@@ -1,4 +1,6 @@
-"""Fixtures for scripts/verify.py: moto for CloudFormation/EC2/S3/Logs, Stubber for s3files and Lambda."""
+"""Fixtures for scripts/verify.py: moto for CloudFormation/EC2/S3/Logs/STS/Service Quotas, Stubber for
+s3files and Lambda.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +12,12 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
-from verify_fakes import FakeClock, Net, nfs_rule
+from verify_fakes import FUNCTIONS_TEMPLATE, ROOT_TEMPLATE, SAMCONFIG, FakeClock, Net, nfs_rule
 
 # verify.py runs as a script with scripts/ on sys.path; the tests import it (and s3files_ops) the same way.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+
+from s3files_ops.account import PreflightClients  # found through the sys.path entry above
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -66,3 +70,28 @@ def lam() -> Iterator[tuple[Any, Stubber]]:
     with Stubber(client) as stub:
         yield client, stub
         stub.assert_no_pending_responses()
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    """A root template, its nested functions template and a samconfig.toml (see verify_fakes)."""
+    for name, text in (
+        ("template.yaml", ROOT_TEMPLATE),
+        ("functions.yaml", FUNCTIONS_TEMPLATE),
+        ("samconfig.toml", SAMCONFIG),
+    ):
+        (tmp_path / name).write_text(text)
+    return tmp_path
+
+
+@pytest.fixture
+def account(aws: None, lam: tuple[Any, Stubber], s3files: tuple[Any, Stubber]) -> PreflightClients:
+    """Preflight's clients: moto where it answers, the Lambda and s3files stubs where it does not."""
+    return PreflightClients(
+        sts=boto3.client("sts", region_name="us-east-1"),
+        cloudformation=boto3.client("cloudformation", region_name="us-east-1"),
+        lambda_=lam[0],
+        s3files=s3files[0],
+        ec2=boto3.client("ec2", region_name="us-east-1"),
+        servicequotas=boto3.client("service-quotas", region_name="us-east-1"),
+    )

@@ -135,3 +135,68 @@ def create_stack(net: Net, name: str = "app", drop: tuple[str, ...] = ()) -> dic
         StackName=name, TemplateBody=json.dumps(template)
     )
     return outputs
+
+
+# An application shaped like the template after its split (a root template and a nested functions
+# template from a local Location), with opt-in reservations: ReservedConcurrency 0 = none.
+ROOT_TEMPLATE = """
+Transform: AWS::Serverless-2016-10-31
+Parameters:
+  VpcId: {Type: String, Default: ""}
+  SubnetIds: {Type: CommaDelimitedList, Default: ""}
+  ReservedConcurrency: {Type: Number, Default: 0, MinValue: 0}
+  LogRetentionDays: {Type: Number, Default: 30}
+Conditions:
+  CreateVpc: !Equals [!Ref VpcId, ""]
+Resources:
+  Vpc:
+    Type: AWS::EC2::VPC
+    Condition: CreateVpc
+    Properties: {CidrBlock: 10.42.0.0/16}
+  Functions:
+    Type: AWS::Serverless::Application
+    Properties:
+      Location: functions.yaml
+      Parameters:
+        ReservedConcurrency: !Ref ReservedConcurrency
+        VpcId: !If [CreateVpc, !Ref Vpc, !Ref VpcId]
+"""
+FUNCTIONS_TEMPLATE = """
+Transform: AWS::Serverless-2016-10-31
+Parameters:
+  ReservedConcurrency: {Type: Number, Default: 0}
+  VpcId: {Type: String}
+Conditions:
+  HasReservation: !Not [!Equals [!Ref ReservedConcurrency, 0]]
+Globals:
+  Function:
+    Runtime: python3.13
+Resources:
+  WriterFunction:
+    Type: AWS::Serverless::Function
+    Properties: &reserving
+      ReservedConcurrentExecutions: !If [HasReservation, !Ref ReservedConcurrency, !Ref AWS::NoValue]
+  ReaderFunction: {Type: AWS::Serverless::Function, Properties: *reserving}
+  UnzipFunction: {Type: AWS::Serverless::Function, Properties: *reserving}
+  JanitorFunction:
+    Type: AWS::Serverless::Function
+    Properties: {Timeout: 60}
+"""
+SAMCONFIG = """
+version = 0.1
+[default.global.parameters]
+stack_name = "app-dev"
+[default.deploy.parameters]
+parameter_overrides = "LogRetentionDays=14"
+[prod.global.parameters]
+region = "eu-west-1"
+[prod.deploy.parameters]
+stack_name = "app-prod"
+parameter_overrides = ["ReservedConcurrency=50", "LogRetentionDays=90"]
+"""
+
+
+def account_settings(limit: int, unreserved: int | None = None) -> dict[str, Any]:
+    """lambda GetAccountSettings (moto lacks it) for an account with this concurrency limit."""
+    pool = limit if unreserved is None else unreserved
+    return {"AccountLimit": {"ConcurrentExecutions": limit, "UnreservedConcurrentExecutions": pool}}

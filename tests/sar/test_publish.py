@@ -1,34 +1,75 @@
-"""Publishing: the SAR metadata checks and what `sam publish` sends to SAR, against a stubbed client."""
+"""Publishing: `make publish` packages the functions stack's build output and `sam publish`es it; run
+here in-process, `sam package` against moto's S3 and `sam publish` against a stubbed SAR client."""
 
 from __future__ import annotations
 
 import copy
-import shutil
+import shlex
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 from botocore.exceptions import ParamValidationError
 from botocore.stub import Stubber
+from moto import mock_aws
 from samcli.cli.context import Context
+from samcli.cli.main import cli as sam
 from samcli.commands.build.command import cli as sam_build
 from samcli.commands.package.command import cli as sam_package
 from samcli.commands.publish.command import cli as sam_publish
+from samcli.vendor.serverlessrepo import publish as serverlessrepo_publish
+from samcli.vendor.serverlessrepo.exceptions import ServerlessRepoError
 from samcli.vendor.serverlessrepo.publish import publish_application
 from samcli.yamlhelper import yaml_dump, yaml_parse
+from testkit import REPO
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
-    from types import ModuleType
 
-APPLICATION_ID = "arn:aws:serverlessrepo:us-east-1:123456789012:applications/s3files-lambda-atomic-commit"
+ARTIFACTS = "my-artifacts"
+REGION = "eu-west-1"
+APPLICATION_ID = "arn:aws:serverlessrepo:eu-west-1:123456789012:applications/s3files-lambda-atomic-commit"
 METADATA = "AWS::ServerlessRepo::Application"
+FUNCTIONS = ("WriterFunction", "ReaderFunction", "JanitorFunction")
+
+
+def package_with_moto(args: list[str]) -> None:
+    """`sam package ARGS` itself, in-process, against moto's S3 (the bucket is created first)."""
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=ARTIFACTS, CreateBucketConfiguration={"LocationConstraint": REGION})
+        sam.main(["package", *args], standalone_mode=False)
+
+
+def with_values(args: list[str], **values: str) -> list[str]:
+    """`args` with the value after each --option_name replaced (template_file: --template-file)."""
+    args = [*args]
+    for option, value in values.items():
+        args[args.index(f"--{option.replace('_', '-')}") + 1] = value
+    return args
+
+
+@pytest.fixture(scope="module")
+def packaged_path(build_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The functions stack's sam build output (what template.yaml nests), packaged to ARTIFACTS."""
+    output = tmp_path_factory.mktemp("sar") / "packaged.yaml"
+    template = build_dir / "Functions" / "template.yaml"
+    files = ["--template-file", str(template), "--output-template-file", str(output)]
+    package_with_moto([*files, "--s3-bucket", ARTIFACTS, "--region", REGION])
+    return output
+
+
+@pytest.fixture
+def packaged(packaged_path: Path) -> dict[str, Any]:
+    return yaml_parse(packaged_path.read_text(encoding="utf-8"))
 
 
 @pytest.fixture
 def client() -> Iterator[tuple[Any, Stubber]]:
-    sar_client = boto3.client("serverlessrepo", region_name="us-east-1")
+    sar_client = boto3.client("serverlessrepo", region_name=REGION)
     with Stubber(sar_client) as stubber:
         yield sar_client, stubber
         stubber.assert_no_pending_responses()
@@ -41,38 +82,67 @@ def _template_body(packaged: dict[str, Any]) -> str:
     return yaml_dump(template)
 
 
-def test_publish_creates_the_application_with_the_metadata_of_template_yaml(
-    root_template: dict, packaged: dict, client: tuple[Any, Stubber]
-) -> None:
-    sar_client, stubber = client
-    metadata = root_template["Metadata"][METADATA]
-    expected = {
+def _create_request(functions_template: dict, packaged: dict, version: str) -> dict[str, Any]:
+    metadata = functions_template["Metadata"][METADATA]
+    packaged_metadata = packaged["Metadata"][METADATA]
+    return {
         "Name": metadata["Name"],
         "Author": metadata["Author"],
         "Description": metadata["Description"],
-        "SemanticVersion": metadata["SemanticVersion"],
+        "SemanticVersion": version,
         "SpdxLicenseId": metadata["SpdxLicenseId"],
-        "LicenseUrl": "s3://artifacts/license-0123",
-        "ReadmeUrl": "s3://artifacts/readme-4567",
+        "LicenseUrl": packaged_metadata["LicenseUrl"],
+        "ReadmeUrl": packaged_metadata["ReadmeUrl"],
         "Labels": metadata["Labels"],
         "HomePageUrl": metadata["HomePageUrl"],
         "SourceCodeUrl": metadata["SourceCodeUrl"],
         "TemplateBody": _template_body(packaged),
     }
+
+
+def run_make(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["make", "--no-print-directory", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_packaging_uploads_the_code_license_and_readme(packaged: dict) -> None:
+    metadata, resources = packaged["Metadata"][METADATA], packaged["Resources"]
+    uris = [
+        metadata["LicenseUrl"],
+        metadata["ReadmeUrl"],
+        resources["SharedLayer"]["Properties"]["ContentUri"],
+    ]
+    uris += [resources[name]["Properties"]["CodeUri"] for name in FUNCTIONS]
+    assert all(uri.startswith(f"s3://{ARTIFACTS}/") for uri in uris), uris
+    assert len(set(uris)) == len(uris)
+
+
+def test_publish_creates_the_application_with_the_metadata_of_the_functions_template(
+    functions_template: dict, packaged: dict, client: tuple[Any, Stubber]
+) -> None:
+    sar_client, stubber = client
+    version = functions_template["Metadata"][METADATA]["SemanticVersion"]
+    expected = _create_request(functions_template, packaged, version)
     stubber.add_response("create_application", {"ApplicationId": APPLICATION_ID}, expected)
     result = publish_application(yaml_dump(packaged), sar_client=sar_client)
     assert result["application_id"] == APPLICATION_ID
     assert result["actions"] == ["CREATE_APPLICATION"]
     body = yaml_parse(expected["TemplateBody"])
     assert METADATA not in body["Metadata"]
-    assert body["Resources"]["WriterFunction"]["Properties"]["CodeUri"] == "s3://artifacts/WriterFunction.zip"
+    assert body["Parameters"].keys() >= {"AccessPointArn", "FileSystemArn", "BucketName", "SubnetIds"}
 
 
 def test_publish_of_an_existing_application_updates_it_and_adds_the_version(
-    root_template: dict, packaged: dict, client: tuple[Any, Stubber]
+    functions_template: dict, packaged: dict, client: tuple[Any, Stubber]
 ) -> None:
     sar_client, stubber = client
-    metadata = root_template["Metadata"][METADATA]
+    metadata = functions_template["Metadata"][METADATA]
     packaged["Metadata"][METADATA]["SemanticVersion"] = "0.2.0"
     stubber.add_client_error(
         "create_application",
@@ -89,7 +159,7 @@ def test_publish_of_an_existing_application_updates_it_and_adds_the_version(
             "Description": metadata["Description"],
             "HomePageUrl": metadata["HomePageUrl"],
             "Labels": metadata["Labels"],
-            "ReadmeUrl": "s3://artifacts/readme-4567",
+            "ReadmeUrl": packaged["Metadata"][METADATA]["ReadmeUrl"],
         },
     )
     stubber.add_response(
@@ -106,11 +176,18 @@ def test_publish_of_an_existing_application_updates_it_and_adds_the_version(
     assert result["actions"] == ["UPDATE_APPLICATION", "CREATE_APPLICATION_VERSION"]
 
 
-def test_an_intrinsic_in_the_metadata_fails_both_checks(sar: ModuleType, packaged: dict) -> None:
+def test_metadata_without_author_is_refused_before_any_request(
+    packaged: dict, client: tuple[Any, Stubber]
+) -> None:
+    sar_client, _ = client  # nothing queued: any request would fail the test with UnStubbedResponseError
+    del packaged["Metadata"][METADATA]["Author"]
+    with pytest.raises(ServerlessRepoError, match="author"):
+        publish_application(yaml_dump(packaged), sar_client=sar_client)
+
+
+def test_an_intrinsic_in_the_metadata_is_refused_before_any_request(packaged: dict) -> None:
     packaged["Metadata"][METADATA]["SemanticVersion"] = {"Ref": "Version"}
-    with pytest.raises(sar.SarError, match=r"SemanticVersion is .*Ref.*literal strings"):
-        sar.check_metadata(packaged)
-    sar_client = boto3.client("serverlessrepo", region_name="us-east-1")
+    sar_client = boto3.client("serverlessrepo", region_name=REGION)
     with Stubber(sar_client) as stubber:
         stubber.add_response("create_application", {"ApplicationId": APPLICATION_ID})
         with pytest.raises(ParamValidationError, match="SemanticVersion"):
@@ -119,44 +196,44 @@ def test_an_intrinsic_in_the_metadata_fails_both_checks(sar: ModuleType, package
             stubber.assert_no_pending_responses()
 
 
-def test_missing_required_metadata_is_reported_by_the_serverlessrepo_rules(
-    sar: ModuleType, derived: dict
-) -> None:
-    template = copy.deepcopy(derived)
-    sar.check_metadata(template)
-    del template["Metadata"][METADATA]["Author"]
-    with pytest.raises(sar.SarError, match=r"author properties not provided.*template\.yaml"):
-        sar.check_metadata(template)
-    del template["Metadata"][METADATA]
-    with pytest.raises(sar.SarError, match="missing AWS::ServerlessRepo::Application"):
-        sar.check_metadata(template)
+def test_make_publish_needs_a_bucket() -> None:
+    done = run_make("publish")
+    assert done.returncode == 2
+    assert "usage: make publish BUCKET=" in done.stderr
+    assert "serverlessrepo.amazonaws.com" in done.stderr
 
 
-def test_publish_builds_packages_and_publishes_the_derived_template(
-    sar: ModuleType, packaged: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_make_publish_packages_and_publishes_the_nested_build_output(
+    functions_template: dict,
+    build_dir: Path,
+    tmp_path: Path,
+    client: tuple[Any, Stubber],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    commands: list[list[str]] = []
-    monkeypatch.setattr(sar, "_run", commands.append)
-    out = tmp_path / "sar" / "template.yaml"
-    sar.publish("my-artifacts", "eu-west-1", "1.2.3", out=out)
-    build, package, publish = commands
+    dry_run = run_make("-n", "publish", f"BUCKET={ARTIFACTS}", f"REGION={REGION}", "VERSION=1.2.3")
+    assert dry_run.returncode == 0, dry_run.stderr
+    commands = [shlex.split(line) for line in dry_run.stdout.splitlines() if line.startswith("sam ")]
     assert [c[:2] for c in commands] == [["sam", "build"], ["sam", "package"], ["sam", "publish"]]
-    # Each command line must parse with sam's own options (which read the templates they name).
-    (out.parent / ".aws-sam").mkdir()
-    shutil.copy(out, out.parent / ".aws-sam" / "template.yaml")
-    (out.parent / "packaged.yaml").write_text(yaml_dump(packaged), encoding="utf-8")
-    built = sam_build.make_context("build", build[2:]).params
-    packing = sam_package.make_context("package", package[2:])
-    publishing = sam_publish.make_context("publish", publish[2:])
-    assert built["template_file"] == str(out)
-    assert packing.params["template_file"] == built["build_dir"] + "/template.yaml"
-    assert packing.params["s3_bucket"] == "my-artifacts"
-    assert publishing.params["template_file"] == packing.params["output_template_file"]
+    build, package, publish = (c[2:] for c in commands)
+    # Each command line must parse with sam's own options, and each step read what the last wrote.
+    monkeypatch.chdir(REPO)  # where make runs them
+    built = sam_build.make_context("build", [*build]).params  # click consumes the list it parses
+    packing = sam_package.make_context("package", [*package])
+    publishing = sam_publish.make_context("publish", [*publish])
+    assert Path(packing.params["template_file"]) == REPO / built["build_dir"] / "Functions" / "template.yaml"
+    assert packing.params["s3_bucket"] == ARTIFACTS
+    assert Path(publishing.params["template_file"]).resolve() == REPO / packing.params["output_template_file"]
     assert publishing.params["semantic_version"] == "1.2.3"
-    assert packing.find_object(Context).region == publishing.find_object(Context).region == "eu-west-1"
-
-
-def test_a_failing_sam_step_stops_publish_with_its_name(sar: ModuleType, capsys: Any) -> None:
-    with pytest.raises(sar.SarError, match="false --version failed"):
-        sar._run(["false", "--version"])
-    assert "+ false --version" in capsys.readouterr().out
+    assert packing.find_object(Context).region == publishing.find_object(Context).region == REGION
+    # Run both steps for real on the session's build: package into moto, publish to the stub.
+    packaged_path = tmp_path / "packaged.yaml"
+    template = build_dir / "Functions" / "template.yaml"
+    package_with_moto(
+        with_values(package, template_file=str(template), output_template_file=str(packaged_path))
+    )
+    packaged = yaml_parse(packaged_path.read_text(encoding="utf-8"))
+    sar_client, stubber = client
+    expected = _create_request(functions_template, packaged, "1.2.3")
+    stubber.add_response("create_application", {"ApplicationId": APPLICATION_ID}, expected)
+    monkeypatch.setattr(serverlessrepo_publish, "boto3", SimpleNamespace(client=lambda *_, **__: sar_client))
+    sam.main(["publish", *with_values(publish, template=str(packaged_path))], standalone_mode=False)

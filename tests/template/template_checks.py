@@ -1,4 +1,5 @@
-"""Checks of the resolved, transformed template (see template_model.resolve).
+"""Checks of the composed stack: the root and the functions template, transformed, resolved and
+composed (see template_model.compose), so a fact that spans the nesting reads as one template.
 
 Each `check_*(template) -> list[str]` returns the problems it found, one sentence each saying what
 is wrong; an empty list means the fact holds. They encode what the S3 Files facts and the project
@@ -7,11 +8,20 @@ contract require, so a test can run them on the real template and on deliberatel
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from typing import Any
 
+from template_model import as_list
+
 FUNCTIONS = ("WriterFunction", "ReaderFunction", "JanitorFunction")
+# The functions that serve requests, which a reservation (ReservedConcurrency) is for.
+SERVING = ("WriterFunction", "ReaderFunction")
+PREFIX_LIST_LOOKUP = "PrefixListLookupFunction"
+CLIENT_ACCESS = ("s3files:ClientMount", "s3files:ClientWrite", "s3files:ClientRootAccess")
+# s3files_store.config.STAGING_GRACE_SECONDS: added to the longest commit before a staging file is abandoned.
+STAGING_GRACE_SECONDS = 60
 CLIENT_ACTIONS = {
     "WriterFunction": {"s3files:ClientMount", "s3files:ClientWrite"},
     "ReaderFunction": {"s3files:ClientMount"},
@@ -40,6 +50,12 @@ MOUNT_ERROR_TERMS = ("S3FilesMount", "MountError", "Permission denied", "Stale f
 LOG_RETENTION_DAYS = {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192}
 LOG_RETENTION_DAYS |= {2557, 2922, 3288, 3653}
 NOOP_EGRESS_CIDRS = {"127.0.0.1/32", "255.255.255.255/32"}
+# AWS::S3Files::AccessPoint's range for POSIX ids; its schema sets no count for SecondaryGids, so
+# the EFS access point's (and NFS AUTH_SYS's) 16 applies.
+MAX_POSIX_ID = 4294967295
+MAX_SECONDARY_GIDS = 16
+# DataBucket's objects, written with its ARN or (as the functions stack does) with its name.
+BUCKET_OBJECTS = ("${DataBucket.Arn}/", "arn:${AWS::Partition}:s3:::${DataBucket}/")
 
 
 def getatt(resource: str, attribute: str) -> dict[str, list[str]]:
@@ -48,10 +64,6 @@ def getatt(resource: str, attribute: str) -> dict[str, list[str]]:
 
 def ref(name: str) -> dict[str, str]:
     return {"Ref": name}
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
 
 
 def _key(value: Any) -> str:
@@ -76,9 +88,24 @@ def role_statements(template: dict[str, Any], function: str) -> list[dict[str, A
     return statements
 
 
+def allows(statement: dict[str, Any], action: str) -> bool:
+    """Whether an Allow statement covers `action`, through wildcards ("s3:Delete*", "*") or a NotAction
+    that does not exclude it (IAM action names are case-insensitive)."""
+    if statement.get("Effect") != "Allow":
+        return False
+    matches = any(fnmatch.fnmatchcase(action.lower(), pattern.lower()) for pattern in _patterns(statement))
+    return matches != ("NotAction" in statement)
+
+
+def _patterns(statement: dict[str, Any]) -> list[str]:
+    return [str(p) for p in as_list(statement.get("NotAction", statement.get("Action", [])))]
+
+
 def _grants(statements: list[dict[str, Any]], actions: set[str], resource: Any) -> bool:
     return any(
-        s.get("Effect") == "Allow" and actions <= set(as_list(s["Action"])) and s.get("Resource") == resource
+        s.get("Effect") == "Allow"
+        and actions <= set(as_list(s.get("Action", [])))
+        and s.get("Resource") == resource
         for s in statements
     )
 
@@ -147,8 +174,15 @@ def _is_tcp(rule: dict[str, Any], port: int) -> bool:
     return str(rule.get("IpProtocol")) == "tcp" and rule.get("FromPort") == port == rule.get("ToPort")
 
 
+def s3_prefix_lists(template: dict[str, Any]) -> list[Any]:
+    """What may name the S3 managed prefix list: the S3PrefixListId given, else the lookup's answer."""
+    given = template["Parameters"].get("S3PrefixListId")
+    return [given] if given else [getatt("S3PrefixList", "PrefixListId")]
+
+
 def check_security_groups(template: dict[str, Any]) -> list[str]:
-    """NFS only between the two groups, no open ingress or default egress, HTTPS iff direct reads."""
+    """NFS only between the two groups, no open ingress or default egress, HTTPS iff direct reads and
+    only ever to the S3 managed prefix list."""
     problems: list[str] = []
     for sg in of_type(template, "AWS::EC2::SecurityGroup"):
         if not props(template, sg).get("SecurityGroupEgress"):
@@ -173,8 +207,13 @@ def check_security_groups(template: dict[str, Any]) -> list[str]:
             problems.append(f"{where}: mount targets never initiate connections; egress must be a no-op")
         if direction == "Egress" and group == "FunctionSecurityGroup":
             to_mount_targets = _sg_name(rule.get("DestinationSecurityGroupId")) == "MountTargetSecurityGroup"
-            if _is_tcp(rule, 443) and "DestinationSecurityGroupId" not in rule:
+            destinations = rule.keys() & {"CidrIp", "CidrIpv6", "DestinationSecurityGroupId"}
+            if _is_tcp(rule, 443) and not destinations:
                 https_egress += 1
+                if rule.get("DestinationPrefixListId") not in s3_prefix_lists(template):
+                    problems.append(f"{where}: HTTPS egress must go to the S3 managed prefix list only")
+            elif _is_tcp(rule, 443):
+                problems.append(f"{where}: HTTPS egress to {sorted(destinations)}; only the S3 prefix list")
             elif not (_is_tcp(rule, 2049) and to_mount_targets):
                 problems.append(f"{where}: functions may only reach TCP 2049 on the mount targets and HTTPS")
     if not any(
@@ -221,12 +260,13 @@ def check_function_iam(template: dict[str, Any]) -> list[str]:
                     problems.append(
                         f"{fn}: S3 actions {sorted(s3 - DIRECT_READ_ACTIONS)} beyond direct reads"
                     )
-                resource = s.get("Resource")
-                if not (
-                    isinstance(resource, dict)
-                    and str(resource.get("Fn::Sub")).startswith("${DataBucket.Arn}/")
-                ):
-                    problems.append(f"{fn}: direct-read S3 access must be limited to objects of DataBucket")
+                root = template["Parameters"]["AccessPointRootPath"]
+                if s.get("Resource") not in [
+                    {"Fn::Sub": f"{bucket}{root[1:]}/*"} for bucket in BUCKET_OBJECTS
+                ]:
+                    problems.append(
+                        f"{fn}: direct-read S3 access must be limited to DataBucket objects under {root}"
+                    )
         if granted != CLIENT_ACTIONS[fn]:
             problems.append(f"{fn}: s3files actions {sorted(granted)}, expected {sorted(CLIENT_ACTIONS[fn])}")
         if s3_reads != _direct_reads(template, fn):
@@ -308,13 +348,21 @@ def check_file_system(template: dict[str, Any]) -> list[str]:
     required = [
         ({"s3:ListBucket", "s3:ListBucketVersions"}, getatt("DataBucket", "Arn")),
         (
-            {"s3:AbortMultipartUpload", "s3:DeleteObject*", "s3:GetObject*", "s3:List*", "s3:PutObject*"},
+            {"s3:AbortMultipartUpload", "s3:DeleteObject", "s3:DeleteObjectTagging", "s3:GetObject*"}
+            | {"s3:List*", "s3:PutObject*"},
             objects,
         ),
     ]
     for actions, resource in required:
         if not _grants(statements, actions, resource):
             problems.append(f"FileSystemRole: missing {sorted(actions)} on {resource}")
+    if any(allows(s, "s3:DeleteObjectVersion") for s in statements):
+        problems.append(
+            "FileSystemRole: allows s3:DeleteObjectVersion; object versions are the recovery path"
+        )
+    for s in statements:
+        if s.get("Effect") == "Allow" and "*" in as_list(s.get("Resource")):
+            problems.append(f"FileSystemRole: statement {s.get('Sid')!r} grants on '*'")
     write_rules = {
         f"events:{a}" for a in ("PutRule", "PutTargets", "DeleteRule", "DisableRule", "EnableRule")
     }
@@ -343,27 +391,54 @@ def check_file_system(template: dict[str, Any]) -> list[str]:
     key = fs.get("KmsKeyId")
     if key is not None and not _grants(statements, kms, key):
         problems.append("FileSystemRole: the file system uses a KMS key the role cannot use")
-    if key is None and any(a.startswith("kms:") for s in statements for a in as_list(s.get("Action"))):
+    if key is None and any(a.startswith("kms:") for s in statements for a in _patterns(s)):
         problems.append("FileSystemRole: KMS permissions without a KMS key")
     return problems
 
 
+def _posix_id(value: Any) -> bool:
+    """A POSIX id as the access point takes it: a decimal string, 1 (not root) to 4294967295."""
+    return isinstance(value, str) and value.isdigit() and 1 <= int(value) <= MAX_POSIX_ID
+
+
 def check_access_point(template: dict[str, Any]) -> list[str]:
-    """POSIX ids as non-root strings; a valid root path created with owner = those ids."""
+    """POSIX ids as non-root strings in the schema's range, secondary groups only as given (at most
+    16); a valid root path created with owner = those ids."""
     problems: list[str] = []
     p = props(template, "AccessPoint")
     user = p.get("PosixUser", {})
     for field in ("Uid", "Gid"):
         value = user.get(field)
-        if not (isinstance(value, str) and value.isdigit() and int(value) > 0):
+        if not _posix_id(value):
             problems.append(
-                f"AccessPoint: PosixUser.{field} must be a non-zero id as a string, got {value!r}"
+                f"AccessPoint: PosixUser.{field} must be an id from 1 to {MAX_POSIX_ID} as a string, "
+                f"got {value!r}"
             )
+    given = template["Parameters"].get("PosixSecondaryGids", "")
+    secondary = user.get("SecondaryGids")
+    if secondary != (given.split(",") if given else None):
+        problems.append(
+            f"AccessPoint: SecondaryGids {secondary!r}, expected exactly PosixSecondaryGids {given!r}"
+        )
+    secondary = secondary if isinstance(secondary, list) else []
+    if len(secondary) > MAX_SECONDARY_GIDS or not all(map(_posix_id, secondary)):
+        problems.append(
+            f"AccessPoint: SecondaryGids must be up to {MAX_SECONDARY_GIDS} ids from 1 to {MAX_POSIX_ID}, "
+            f"got {secondary!r}"
+        )
     root = p.get("RootDirectory", {})
     path = str(root.get("Path"))
     parts = path.split("/")[1:]
-    if not path.startswith("/") or not 1 <= len(parts) <= 4 or any(not c or c.startswith(".") for c in parts):
-        problems.append(f"AccessPoint: root path {path!r} must be absolute, 1-4 levels, no '.'-components")
+    if (
+        not path.startswith("/")
+        or len(path) > 100
+        or not 1 <= len(parts) <= 4
+        or any(not c or c.startswith(".") for c in parts)
+    ):
+        problems.append(
+            f"AccessPoint: root path {path!r} must be absolute, at most 100 characters, 1-4 levels, "
+            f"no '.'-components"
+        )
     creation = root.get("CreationPermissions", {})
     if (creation.get("OwnerUid"), creation.get("OwnerGid")) != (user.get("Uid"), user.get("Gid")):
         problems.append("AccessPoint: CreationPermissions owner must be the PosixUser (else mounts fail)")
@@ -420,6 +495,20 @@ def check_network(template: dict[str, Any]) -> list[str]:
         problems.append("S3GatewayEndpoint: must be a Gateway endpoint on PrivateRouteTable")
     if not str(endpoint.get("ServiceName", {}).get("Fn::Sub", "")).endswith(".s3"):
         problems.append("S3GatewayEndpoint: ServiceName must be com.amazonaws.<region>.s3")
+    root = template["Parameters"]["AccessPointRootPath"]
+    committed = {"Fn::Sub": f"${{DataBucket.Arn}}{root}/*"}
+    statements = as_list(endpoint.get("PolicyDocument", {}).get("Statement", []))
+    if not statements or any(
+        s.get("Effect") != "Allow"
+        or set(_patterns(s)) != DIRECT_READ_ACTIONS
+        or "NotAction" in s
+        or as_list(s.get("Resource")) != [committed]
+        for s in statements
+    ):
+        problems.append(
+            f"S3GatewayEndpoint: its policy must allow only {sorted(DIRECT_READ_ACTIONS)} on DataBucket "
+            f"objects under {root} (the default policy lets the VPC reach any bucket)"
+        )
     associated = {
         _key(p.get("SubnetId"))
         for rid in of_type(template, "AWS::EC2::SubnetRouteTableAssociation")
@@ -478,17 +567,27 @@ def check_dead_letter(template: dict[str, Any]) -> list[str]:
 
 
 def check_concurrency(template: dict[str, Any]) -> list[str]:
-    """Reserved concurrency on every function: it caps NFS connections too."""
+    """Reservation is opt-in: ReservedConcurrency 0 reserves nothing anywhere in the stack; any other
+    value is reserved for every function that serves requests, and for no other function (the janitor's
+    schedule keeps its runs apart without one)."""
     problems: list[str] = []
-    for fn in FUNCTIONS:
-        value = props(template, fn).get("ReservedConcurrentExecutions")
-        if not str(value).isdigit() or int(value) < 1:
-            problems.append(f"{fn}: ReservedConcurrentExecutions must be a positive number, got {value!r}")
+    wanted = str(template["Parameters"].get("ReservedConcurrency", "0"))
+    for rid in of_type(template, "AWS::Lambda::Function"):
+        value = props(template, rid).get("ReservedConcurrentExecutions")
+        expected = wanted if rid in SERVING and wanted != "0" else None
+        if (None if value is None else str(value)) != expected:
+            problems.append(
+                f"{rid}: ReservedConcurrentExecutions {value!r}, expected {expected or 'none'} "
+                f"with ReservedConcurrency={wanted}"
+            )
     return problems
 
 
 def check_janitor(template: dict[str, Any]) -> list[str]:
-    """Scheduled every 15 minutes, bounded, and only removes staging files older than any live commit."""
+    """Scheduled every 15 minutes, bounded, and only removes staging files older than any live commit:
+    COMMIT_TIMEOUT_SECONDS is the longest Timeout of the functions that commit (every holder of
+    s3files:ClientWrite but the janitor, whose only staging file, its clock probe, lives within its own
+    run: that Timeout stays within COMMIT_TIMEOUT_SECONDS + the grace)."""
     problems: list[str] = []
     janitor = props(template, "JanitorFunction")
     timeout = int(janitor.get("Timeout", 900))
@@ -503,14 +602,126 @@ def check_janitor(template: dict[str, Any]) -> list[str]:
     if not scheduled:
         problems.append("JanitorFunction: no rate(15 minutes) schedule targets it")
     env = janitor.get("Environment", {}).get("Variables", {})
-    writer_timeout = int(props(template, "WriterFunction").get("Timeout", 3))
+    committers = [
+        rid
+        for rid in of_type(template, "AWS::Lambda::Function")
+        if rid != "JanitorFunction"
+        and any(allows(s, "s3files:ClientWrite") for s in role_statements(template, rid))
+    ]
+    longest = max((int(props(template, rid).get("Timeout", 3)) for rid in committers), default=None)
+    commit = env.get("COMMIT_TIMEOUT_SECONDS")
+    if longest is None or commit != str(longest):
+        problems.append(
+            f"JanitorFunction: COMMIT_TIMEOUT_SECONDS {commit!r} must be the longest Timeout of the "
+            f"functions that commit ({longest} s, {sorted(committers)}), else it removes staging files "
+            f"of live commits"
+        )
+    elif timeout > longest + STAGING_GRACE_SECONDS:
+        problems.append(f"JanitorFunction: Timeout {timeout} s outlives its own probe's protection")
+    youngest = (longest or 900) + STAGING_GRACE_SECONDS
     if (
         not str(env.get("STAGING_MAX_AGE_SECONDS")).isdigit()
-        or int(env["STAGING_MAX_AGE_SECONDS"]) <= writer_timeout
+        or int(env["STAGING_MAX_AGE_SECONDS"]) < youngest
     ):
-        problems.append("JanitorFunction: STAGING_MAX_AGE_SECONDS must exceed the writer timeout")
+        problems.append(
+            f"JanitorFunction: STAGING_MAX_AGE_SECONDS must be at least {youngest} (commit + grace)"
+        )
     if not str(env.get("JANITOR_MAX_DELETIONS")).isdigit() or int(env["JANITOR_MAX_DELETIONS"]) < 1:
         problems.append("JanitorFunction: JANITOR_MAX_DELETIONS must be a positive number")
+    return problems
+
+
+def check_file_system_policy(template: dict[str, Any]) -> list[str]:
+    """Clients mount only through an access point and never as root: one policy on the file system,
+    Denies only (an Allow there would grant what the clients' IAM policies do not), in place before
+    any mount target exists."""
+    problems: list[str] = []
+    policies = [
+        rid
+        for rid in of_type(template, "AWS::S3Files::FileSystemPolicy")
+        if props(template, rid).get("FileSystemId")
+        in (getatt("FileSystem", "FileSystemId"), ref("FileSystem"))
+    ]
+    if len(policies) != 1:
+        return [f"FileSystem: needs exactly one AWS::S3Files::FileSystemPolicy, found {len(policies)}"]
+    [policy] = policies
+    statements = as_list(props(template, policy).get("Policy", {}).get("Statement", []))
+    everyone = [
+        s
+        for s in statements
+        if s.get("Principal") in ({"AWS": "*"}, "*")
+        and s.get("Resource") == getatt("FileSystem", "FileSystemArn")
+        and not s.keys() & {"NotAction", "NotPrincipal", "NotResource"}
+    ]
+
+    def denied(action: str, condition: dict[str, Any]) -> bool:
+        return any(
+            s.get("Effect") == "Deny"
+            and any(fnmatch.fnmatchcase(action.lower(), p.lower()) for p in _patterns(s))
+            and s.get("Condition", {}) == condition
+            for s in everyone
+        )
+
+    without_access_point = {"Null": {"s3files:AccessPointArn": "true"}}
+    for action in CLIENT_ACCESS:
+        if not (denied(action, without_access_point) or denied(action, {})):
+            problems.append(f"{policy}: must deny {action} to every principal without an access point")
+    if not denied("s3files:ClientRootAccess", {}):
+        problems.append(f"{policy}: must deny s3files:ClientRootAccess to every principal, always")
+    if any(s.get("Effect") != "Deny" for s in statements):
+        problems.append(
+            f"{policy}: must only deny; an Allow would grant clients what their IAM policies do not"
+        )
+    for mt in of_type(template, "AWS::S3Files::MountTarget"):
+        if policy not in as_list(template["Resources"][mt].get("DependsOn", [])):
+            problems.append(f"{mt}: must DependsOn {policy}, so that no client mounts before it applies")
+    return problems
+
+
+def check_prefix_list_lookup(template: dict[str, Any]) -> list[str]:
+    """Where the stack must find the S3 prefix list itself (created VPC, direct reads, no S3PrefixListId),
+    a custom resource asks EC2 for com.amazonaws.<region>.s3: its function runs outside the VPC, may
+    only DescribeManagedPrefixLists, and logs to its own retained log group. Elsewhere it does not exist."""
+    resources = template["Resources"]
+    needed = (
+        "Vpc" in resources
+        and any(_direct_reads(template, fn) for fn in FUNCTIONS)
+        and not template["Parameters"].get("S3PrefixListId")
+    )
+    if needed != ("S3PrefixList" in resources) or needed != (PREFIX_LIST_LOOKUP in resources):
+        return [f"S3PrefixList and {PREFIX_LIST_LOOKUP} must exist exactly when the stack looks the list up"]
+    if not needed:
+        return []
+    problems: list[str] = []
+    custom = props(template, "S3PrefixList")
+    if custom.get("ServiceToken") != getatt(PREFIX_LIST_LOOKUP, "Arn"):
+        problems.append(f"S3PrefixList: ServiceToken must be !GetAtt {PREFIX_LIST_LOOKUP}.Arn")
+    if custom.get("PrefixListName") != {"Fn::Sub": "com.amazonaws.${AWS::Region}.s3"}:
+        problems.append("S3PrefixList: PrefixListName must be com.amazonaws.${AWS::Region}.s3")
+    function = props(template, PREFIX_LIST_LOOKUP)
+    if "VpcConfig" in function:
+        problems.append(f"{PREFIX_LIST_LOOKUP}: must run outside the VPC (the created VPC cannot reach EC2)")
+    if function.get("Runtime") != "python3.13" or not 10 <= int(function.get("Timeout", 3)) <= 120:
+        problems.append(f"{PREFIX_LIST_LOOKUP}: python3.13 with a Timeout from 10 to 120 s")
+    granted = {
+        p
+        for s in role_statements(template, PREFIX_LIST_LOOKUP)
+        if s.get("Effect") == "Allow"
+        for p in _patterns(s)
+    }
+    if granted != {"ec2:DescribeManagedPrefixLists"}:
+        problems.append(
+            f"{PREFIX_LIST_LOOKUP}: may only ec2:DescribeManagedPrefixLists, allows {sorted(granted)}"
+        )
+    role = function.get("Role", {}).get("Fn::GetAtt", [""])[0]
+    managed = [str(arn) for arn in props(template, role).get("ManagedPolicyArns", [])]
+    if any("AWSLambdaBasicExecutionRole" not in arn for arn in managed):
+        problems.append(
+            f"{PREFIX_LIST_LOOKUP}: managed policies beyond AWSLambdaBasicExecutionRole: {managed}"
+        )
+    group = function.get("LoggingConfig", {}).get("LogGroup", {}).get("Ref", "")
+    if int(props(template, group).get("RetentionInDays", 0)) not in LOG_RETENTION_DAYS:
+        problems.append(f"{PREFIX_LIST_LOOKUP}: must log to its own log group with a retention")
     return problems
 
 
@@ -563,11 +774,26 @@ def check_alarms(template: dict[str, Any]) -> list[str]:
 
 
 def check_outputs(template: dict[str, Any]) -> list[str]:
-    """The contract's outputs, each described."""
+    """The contract's outputs, each described; those naming a resource (re-exported from the
+    functions stack or not) name the right one."""
     outputs = template.get("Outputs", {})
     problems = [f"missing output {name}" for name in sorted(CONTRACT_OUTPUTS - outputs.keys())]
     problems += [
         f"output {name} has no Description" for name, o in outputs.items() if not o.get("Description")
+    ]
+    expected = {
+        "FileSystemId": getatt("FileSystem", "FileSystemId"),
+        "AccessPointArn": getatt("AccessPoint", "AccessPointArn"),
+        "FunctionSecurityGroupId": ref("FunctionSecurityGroup"),
+        "MountTargetSecurityGroupId": ref("MountTargetSecurityGroup"),
+        "DeadLetterQueueUrl": ref("DeadLetterQueue"),
+    }
+    for fn in FUNCTIONS:
+        expected |= {f"{fn}Name": ref(fn), f"{fn}Arn": getatt(fn, "Arn")}
+    problems += [
+        f"output {name} must be {value}, is {outputs[name].get('Value')}"
+        for name, value in expected.items()
+        if name in outputs and outputs[name].get("Value") != value
     ]
     return problems
 
@@ -578,9 +804,11 @@ CHECKS = (
     check_function_iam,
     check_bucket,
     check_file_system,
+    check_file_system_policy,
     check_access_point,
     check_mount_targets,
     check_network,
+    check_prefix_list_lookup,
     check_logging,
     check_dead_letter,
     check_concurrency,

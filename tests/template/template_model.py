@@ -1,4 +1,5 @@
-"""Load, transform and resolve template.yaml offline, so checks can look at concrete CloudFormation.
+"""Load, transform, resolve and compose the two templates offline, so checks can look at concrete
+CloudFormation.
 
 `transform(sam, overrides)` (tests/testkit.py) runs samtranslator in-process, offline.
 `resolve(cfn, overrides)` then applies the conditions the way CloudFormation would for those
@@ -6,9 +7,15 @@ parameter values: resources and outputs whose condition is false disappear, `Fn:
 branch, `AWS::NoValue` vanishes, parameter `Ref`s become their values (also inside `Fn::Sub`
 strings), and `Fn::Join`/`Fn::Split`/`Fn::Select`/`Fn::Sub` over literals are computed.
 Everything else (`Fn::GetAtt`, resource `Ref`s, pseudo parameters) stays as written.
+`compose(root, functions)` puts the functions stack (functions/template.yaml) inside the resolved
+root stack the way CloudFormation links them: each of its parameters becomes the value the root
+passes (a literal, or an expression over the root's resources), every resource of it inherits the
+nested stack's DependsOn, and the root's `Fn::GetAtt Functions.Outputs.X` becomes the output's value.
+The checks then see one template, in which the functions mount `!GetAtt AccessPoint.AccessPointArn`.
 
 Example:
-    cfn = resolve(transform(load_sam_template(), {"VpcId": "vpc-0123456789abcdef0"}), {...})
+    root = resolve(transform(load_sam_template(), overrides), overrides)
+    stack = compose(root, transform(load_sam_template(FUNCTIONS_TEMPLATE), {}))
 """
 
 from __future__ import annotations
@@ -21,17 +28,29 @@ from samcli.yamlhelper import yaml_parse
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "template.yaml"
+FUNCTIONS_TEMPLATE = REPO / "functions" / "template.yaml"
+NESTED_ID = "Functions"
+# What template.yaml creates and passes to the functions template, which has no default for them.
+LINKS = frozenset({"AccessPointArn", "FileSystemArn", "BucketName", "SubnetIds", "SecurityGroupIds"})
 
-# Parameter overrides of the modes every check runs against.
+EXISTING_VPC = {
+    "VpcId": "vpc-0123456789abcdef0",
+    "SubnetIds": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
+}
+# Parameter overrides of the modes every check runs against: the defaults (a created VPC, which looks
+# the S3 prefix list up itself), an existing VPC with every optional setting given, one without
+# S3PrefixListId (direct reads forced off), and direct reads turned off.
 MODES: dict[str, dict[str, str]] = {
     "create-vpc": {},
     "existing-vpc": {
-        "VpcId": "vpc-0123456789abcdef0",
-        "SubnetIds": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
+        **EXISTING_VPC,
         "KmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
         "AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:alarms",
         "S3PrefixListId": "pl-63a5400a",
+        "ReservedConcurrency": "25",
+        "PosixSecondaryGids": "1001,4294967295",
     },
+    "existing-vpc-no-prefix-list": EXISTING_VPC,
     "no-direct-reads": {"DirectS3Read": "DISABLED"},
 }
 
@@ -44,16 +63,31 @@ def load_sam_template(path: Path = TEMPLATE) -> dict[str, Any]:
     return yaml_parse(path.read_text())
 
 
-def parameter_values(template: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]:
-    """Every parameter's effective value: the override, else the default (lists split on commas)."""
+def parameter_values(template: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Every parameter's effective value: the override, else the default. List parameters become
+    lists: a string is split on commas, a `Fn::Join` on "," gives its items, another intrinsic
+    function is the one item. A value that is an intrinsic function (a nested stack's parameter
+    given by its parent) stays as it is.
+    """
     values: dict[str, Any] = {}
     for name, spec in template.get("Parameters", {}).items():
-        raw = str(overrides.get(name, spec.get("Default", "")))
-        values[name] = raw.split(",") if spec["Type"] == "CommaDelimitedList" else raw
+        if name not in overrides and "Default" not in spec:
+            raise ValueError(
+                f"parameter {name} has no value and no Default: CloudFormation rejects the stack"
+            )
+        value = overrides.get(name, spec.get("Default"))
+        listed = spec["Type"] == "CommaDelimitedList" or spec["Type"].startswith("List<")
+        if isinstance(value, dict) and listed:
+            join = value.get("Fn::Join")
+            values[name] = join[1] if join and join[0] == "," else [value]
+        elif isinstance(value, dict):
+            values[name] = value
+        else:
+            values[name] = str(value).split(",") if listed else str(value)
     return values
 
 
-def resolve(template: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]:
+def resolve(template: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """`template` as CloudFormation would see it with these parameter values (see module doc)."""
     resolver = _Resolver(template, parameter_values(template, overrides))
     resolved: dict[str, Any] = {"Parameters": resolver.params, "Resources": {}, "Outputs": {}}
@@ -62,6 +96,47 @@ def resolve(template: dict[str, Any], overrides: dict[str, str]) -> dict[str, An
             if "Condition" not in body or resolver.condition(body["Condition"]):
                 resolved[section][name] = resolver.value(body)
     return resolved
+
+
+def compose(root: dict[str, Any], functions: dict[str, Any], nested_id: str = NESTED_ID) -> dict[str, Any]:
+    """The resolved `root` with its nested stack `nested_id` replaced by the resources of
+    `functions` (transformed, unresolved) resolved with the parameters the root passes (module doc).
+    """
+    stack = root["Resources"][nested_id]
+    given = stack["Properties"].get("Parameters", {})
+    if unknown := sorted(given.keys() - functions.get("Parameters", {}).keys()):
+        raise ValueError(f"{nested_id} passes {unknown}, which the functions template does not declare")
+    child = resolve(functions, given)
+    if clashes := sorted(child["Resources"].keys() & root["Resources"].keys()):
+        raise ValueError(f"logical ids in both templates: {clashes}")
+    inherited = as_list(stack.get("DependsOn", []))
+    resources = {rid: body for rid, body in root["Resources"].items() if rid != nested_id}
+    for rid, body in child["Resources"].items():
+        depends = as_list(body.get("DependsOn", [])) + inherited
+        resources[rid] = {**body, "DependsOn": depends} if depends else body
+    composed = {**root, "Resources": resources}
+    return _replace_outputs(composed, nested_id, child["Outputs"])
+
+
+def _replace_outputs(node: Any, nested_id: str, outputs: dict[str, Any]) -> Any:
+    """`node` with every `Fn::GetAtt [nested_id, Outputs.X]` replaced by the value of output X."""
+    if isinstance(node, list):
+        return [_replace_outputs(item, nested_id, outputs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    target = node.get("Fn::GetAtt") if len(node) == 1 else None
+    if isinstance(target, list) and target[0] == nested_id and target[1].startswith("Outputs."):
+        name = target[1].removeprefix("Outputs.")
+        if name not in outputs:
+            raise ValueError(
+                f"the functions template has no output {name} (root: !GetAtt {'.'.join(target)})"
+            )
+        return outputs[name]["Value"]
+    return {key: _replace_outputs(value, nested_id, outputs) for key, value in node.items()}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 class _Resolver:
@@ -123,10 +198,15 @@ def _compute(key: str, arg: Any) -> Any:
 
 
 def _substitute(text: str, params: dict[str, Any]) -> str:
-    """`text` with the string parameters it names filled in; other variables stay `${...}`."""
+    """`text` with the string parameters it names filled in, and those given as a `Ref` or
+    `Fn::GetAtt` by a parent stack turned into that variable; other variables stay `${...}`."""
 
     def value(match: re.Match[str]) -> str:
         found = params.get(match.group(1))
+        if isinstance(found, dict) and "Ref" in found:
+            return f"${{{found['Ref']}}}"
+        if isinstance(found, dict) and "Fn::GetAtt" in found:
+            return f"${{{'.'.join(found['Fn::GetAtt'])}}}"
         return found if isinstance(found, str) else match.group(0)
 
     return _SUB_VARIABLE.sub(value, text)
@@ -135,6 +215,8 @@ def _substitute(text: str, params: dict[str, Any]) -> str:
 def allowed(spec: dict[str, Any], value: str) -> bool:
     """Whether CloudFormation would accept `value` for a parameter declared as `spec`."""
     if "AllowedValues" in spec and value not in [str(v) for v in spec["AllowedValues"]]:
+        return False
+    if not spec.get("MinLength", 0) <= len(value) <= spec.get("MaxLength", len(value)):
         return False
     if "AllowedPattern" in spec and not re.fullmatch(spec["AllowedPattern"], value):
         return False

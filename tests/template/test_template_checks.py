@@ -1,18 +1,20 @@
-"""Every template fact holds in every mode, and each check catches a deliberately broken template."""
+"""Every template fact holds for the composed stack in every mode, and each check catches a
+deliberately broken copy: of the composed stack, or of template.yaml's nesting of the functions."""
 
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import template_checks as tc
-from template_model import MODES
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
+from template_model import LINKS, MODES, NESTED_ID, compose, resolve
+from testkit import transform
 
 Template = dict[str, Any]
+# A check, a breakage it must catch, and the mode to break.
+Case = tuple[Callable[[Template], list[str]], Callable[[Template], None], str]
 
 
 def _p(t: Template, rid: str) -> dict[str, Any]:
@@ -71,6 +73,11 @@ def _attach_full_access_policy(t: Template) -> None:
 def _s3_read_whole_account(t: Template) -> None:
     statement = next(s for s in tc.role_statements(t, "ReaderFunction") if "s3:GetObject" in s["Action"])
     statement["Resource"] = "arn:aws:s3:::*/*"
+
+
+def _s3_read_whole_bucket(t: Template) -> None:
+    statement = next(s for s in tc.role_statements(t, "WriterFunction") if "s3:GetObject" in s["Action"])
+    statement["Resource"] = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${DataBucket}/*"}
 
 
 def _open_mount_targets_to_world(t: Template) -> None:
@@ -196,8 +203,157 @@ def _writer_without_dlq(t: Template) -> None:
     del _p(t, "WriterFunction")["DeadLetterConfig"]
 
 
-def _unreserved_concurrency(t: Template) -> None:
+def _reserve_by_default(t: Template) -> None:
+    _p(t, "WriterFunction")["ReservedConcurrentExecutions"] = 20
+
+
+def _unreserved_reader(t: Template) -> None:
     del _p(t, "ReaderFunction")["ReservedConcurrentExecutions"]
+
+
+def _single_flight_janitor(t: Template) -> None:
+    _p(t, "JanitorFunction")["ReservedConcurrentExecutions"] = 1
+
+
+def _reserve_zero(t: Template) -> None:
+    _p(t, "WriterFunction")["ReservedConcurrentExecutions"] = "0"
+
+
+def _longer_writer(t: Template) -> None:
+    _p(t, "WriterFunction")["Timeout"] = 60
+
+
+def _janitor_outlives_its_probe(t: Template) -> None:
+    _p(t, "JanitorFunction")["Timeout"] = 100
+
+
+def _sync_objects_statement(t: Template) -> dict[str, Any]:
+    statements = _p(t, "FileSystemRole")["Policies"][0]["PolicyDocument"]["Statement"]
+    return next(s for s in statements if "s3:DeleteObject" in s["Action"])
+
+
+def _sync_role_deletes_versions(t: Template) -> None:
+    _sync_objects_statement(t)["Action"].append("s3:DeleteObjectVersion")
+
+
+def _sync_role_deletes_by_wildcard(t: Template) -> None:
+    statements = _p(t, "FileSystemRole")["Policies"][0]["PolicyDocument"]["Statement"]
+    statements.append({"Effect": "Allow", "Action": "S3:Delete*", "Resource": tc.getatt("DataBucket", "Arn")})
+
+
+def _sync_role_allows_all_but_puts(t: Template) -> None:
+    statements = _p(t, "FileSystemRole")["Policies"][0]["PolicyDocument"]["Statement"]
+    statements.append(
+        {"Effect": "Allow", "NotAction": "s3:PutObject*", "Resource": tc.getatt("DataBucket", "Arn")}
+    )
+
+
+def _policy_statements(t: Template) -> list[dict[str, Any]]:
+    return _p(t, "FileSystemPolicy")["Policy"]["Statement"]
+
+
+def _no_file_system_policy(t: Template) -> None:
+    del t["Resources"]["FileSystemPolicy"]
+
+
+def _mount_without_access_point(t: Template) -> None:
+    _policy_statements(t)[:] = [s for s in _policy_statements(t) if "Condition" not in s]
+
+
+def _root_through_access_points(t: Template) -> None:
+    _policy_statements(t)[:] = [s for s in _policy_statements(t) if "Condition" in s]
+
+
+def _null_condition_inverted(t: Template) -> None:
+    for s in _policy_statements(t):
+        if "Condition" in s:
+            s["Condition"]["Null"]["s3files:AccessPointArn"] = "false"
+
+
+def _policy_allows_everyone(t: Template) -> None:
+    _policy_statements(t).append(
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": "*"},
+            "Action": "s3files:ClientMount",
+            "Resource": tc.getatt("FileSystem", "FileSystemArn"),
+        }
+    )
+
+
+def _mount_target_before_policy(t: Template) -> None:
+    del t["Resources"]["MountTargetA"]["DependsOn"]
+
+
+def _secondary_gids_by_default(t: Template) -> None:
+    _p(t, "AccessPoint")["PosixUser"]["SecondaryGids"] = ["1001"]
+
+
+def _secondary_gids_dropped(t: Template) -> None:
+    del _p(t, "AccessPoint")["PosixUser"]["SecondaryGids"]
+
+
+def _secondary_gid_out_of_range(t: Template) -> None:
+    t["Parameters"]["PosixSecondaryGids"] = "4294967296"
+    _p(t, "AccessPoint")["PosixUser"]["SecondaryGids"] = ["4294967296"]
+
+
+def _seventeen_secondary_gids(t: Template) -> None:
+    gids = [str(1001 + i) for i in range(17)]
+    t["Parameters"]["PosixSecondaryGids"] = ",".join(gids)
+    _p(t, "AccessPoint")["PosixUser"]["SecondaryGids"] = gids
+
+
+def _gid_above_range(t: Template) -> None:
+    _p(t, "AccessPoint")["PosixUser"]["Gid"] = "4294967296"
+
+
+def _root_path_over_100_characters(t: Template) -> None:
+    _p(t, "AccessPoint")["RootDirectory"]["Path"] = "/" + "a" * 100
+
+
+def _https_to_anywhere(t: Template) -> None:
+    rule = _p(t, "FunctionEgressToS3PrefixList")
+    del rule["DestinationPrefixListId"]
+    rule["CidrIp"] = "0.0.0.0/0"
+
+
+def _https_to_another_prefix_list(t: Template) -> None:
+    _p(t, "FunctionEgressToS3PrefixList")["DestinationPrefixListId"] = "pl-0123456789abcdef0"
+
+
+def _endpoint_default_policy(t: Template) -> None:
+    del _p(t, "S3GatewayEndpoint")["PolicyDocument"]
+
+
+def _endpoint_to_any_bucket(t: Template) -> None:
+    _p(t, "S3GatewayEndpoint")["PolicyDocument"]["Statement"][0]["Resource"] = "arn:aws:s3:::*/*"
+
+
+def _endpoint_allows_writes(t: Template) -> None:
+    _p(t, "S3GatewayEndpoint")["PolicyDocument"]["Statement"][0]["Action"].append("s3:PutObject")
+
+
+def _no_prefix_list_lookup(t: Template) -> None:
+    del t["Resources"]["S3PrefixList"]
+
+
+def _lookup_in_the_vpc(t: Template) -> None:
+    _p(t, tc.PREFIX_LIST_LOOKUP)["VpcConfig"] = _p(t, "WriterFunction")["VpcConfig"]
+
+
+def _lookup_may_describe_everything(t: Template) -> None:
+    [statement] = tc.role_statements(t, tc.PREFIX_LIST_LOOKUP)
+    statement["Action"] = "ec2:Describe*"
+
+
+def _lookup_of_another_list(t: Template) -> None:
+    _p(t, "S3PrefixList")["PrefixListName"] = {"Fn::Sub": "com.amazonaws.${AWS::Region}.dynamodb"}
+
+
+def _lookup_logs_kept_forever(t: Template) -> None:
+    group = _p(t, tc.PREFIX_LIST_LOOKUP)["LoggingConfig"]["LogGroup"]["Ref"]
+    del _p(t, group)["RetentionInDays"]
 
 
 def _long_janitor(t: Template) -> None:
@@ -237,7 +393,7 @@ def _drop_output(t: Template) -> None:
     del t["Outputs"]["CommittedFilesS3Prefix"]
 
 
-BROKEN: list[tuple[Callable[[Template], list[str]], Callable[[Template], None], str]] = [
+BROKEN: list[Case] = [
     (tc.check_function_mounts, _drop_depends_on, "create-vpc"),
     (tc.check_function_mounts, _depend_on_one_mount_target, "existing-vpc"),
     (tc.check_function_mounts, _mount_access_point_id, "create-vpc"),
@@ -249,6 +405,7 @@ BROKEN: list[tuple[Callable[[Template], list[str]], Callable[[Template], None], 
     (tc.check_function_iam, _reader_can_write, "create-vpc"),
     (tc.check_function_iam, _attach_full_access_policy, "create-vpc"),
     (tc.check_function_iam, _s3_read_whole_account, "create-vpc"),
+    (tc.check_function_iam, _s3_read_whole_bucket, "existing-vpc"),
     (tc.check_security_groups, _open_mount_targets_to_world, "create-vpc"),
     (tc.check_security_groups, _nfs_from_vpc_cidr, "existing-vpc"),
     (tc.check_security_groups, _default_function_egress, "create-vpc"),
@@ -277,7 +434,39 @@ BROKEN: list[tuple[Callable[[Template], list[str]], Callable[[Template], None], 
     (tc.check_logging, _narrow_mount_error_pattern, "create-vpc"),
     (tc.check_dead_letter, _unencrypted_dlq, "create-vpc"),
     (tc.check_dead_letter, _writer_without_dlq, "create-vpc"),
-    (tc.check_concurrency, _unreserved_concurrency, "create-vpc"),
+    (tc.check_concurrency, _reserve_by_default, "create-vpc"),
+    (tc.check_concurrency, _unreserved_reader, "existing-vpc"),
+    (tc.check_concurrency, _single_flight_janitor, "create-vpc"),
+    (tc.check_concurrency, _single_flight_janitor, "existing-vpc"),
+    (tc.check_concurrency, _reserve_zero, "existing-vpc"),
+    (tc.check_janitor, _longer_writer, "create-vpc"),
+    (tc.check_janitor, _janitor_outlives_its_probe, "create-vpc"),
+    (tc.check_file_system, _sync_role_deletes_versions, "create-vpc"),
+    (tc.check_file_system, _sync_role_deletes_by_wildcard, "existing-vpc"),
+    (tc.check_file_system, _sync_role_allows_all_but_puts, "create-vpc"),
+    (tc.check_file_system_policy, _no_file_system_policy, "create-vpc"),
+    (tc.check_file_system_policy, _mount_without_access_point, "existing-vpc"),
+    (tc.check_file_system_policy, _root_through_access_points, "create-vpc"),
+    (tc.check_file_system_policy, _null_condition_inverted, "create-vpc"),
+    (tc.check_file_system_policy, _policy_allows_everyone, "create-vpc"),
+    (tc.check_file_system_policy, _mount_target_before_policy, "existing-vpc"),
+    (tc.check_access_point, _secondary_gids_by_default, "create-vpc"),
+    (tc.check_access_point, _secondary_gids_dropped, "existing-vpc"),
+    (tc.check_access_point, _secondary_gid_out_of_range, "existing-vpc"),
+    (tc.check_access_point, _seventeen_secondary_gids, "existing-vpc"),
+    (tc.check_access_point, _gid_above_range, "create-vpc"),
+    (tc.check_access_point, _root_path_over_100_characters, "create-vpc"),
+    (tc.check_security_groups, _https_to_anywhere, "create-vpc"),
+    (tc.check_security_groups, _https_to_anywhere, "existing-vpc"),
+    (tc.check_security_groups, _https_to_another_prefix_list, "existing-vpc"),
+    (tc.check_network, _endpoint_default_policy, "create-vpc"),
+    (tc.check_network, _endpoint_to_any_bucket, "create-vpc"),
+    (tc.check_network, _endpoint_allows_writes, "no-direct-reads"),
+    (tc.check_prefix_list_lookup, _no_prefix_list_lookup, "create-vpc"),
+    (tc.check_prefix_list_lookup, _lookup_in_the_vpc, "create-vpc"),
+    (tc.check_prefix_list_lookup, _lookup_may_describe_everything, "create-vpc"),
+    (tc.check_prefix_list_lookup, _lookup_of_another_list, "create-vpc"),
+    (tc.check_prefix_list_lookup, _lookup_logs_kept_forever, "create-vpc"),
     (tc.check_janitor, _long_janitor, "create-vpc"),
     (tc.check_janitor, _daily_janitor, "create-vpc"),
     (tc.check_janitor, _young_staging_files_removed, "create-vpc"),
@@ -298,11 +487,13 @@ def test_template_satisfies(
     assert check(resolved[mode]) == []
 
 
-@pytest.mark.parametrize(
-    ("check", "breakage", "mode"),
-    BROKEN,
-    ids=[f"{c.__name__}-{b.__name__.lstrip('_')}" for c, b, _ in BROKEN],
-)
+def breakages(cases: list[Case]) -> pytest.MarkDecorator:
+    """Parametrize a test over (check, breakage, mode) cases, named after check and breakage."""
+    ids = [f"{c.__name__}-{b.__name__.lstrip('_')}" for c, b, _ in cases]
+    return pytest.mark.parametrize(("check", "breakage", "mode"), cases, ids=ids)
+
+
+@breakages(BROKEN)
 def test_check_catches(
     check: Callable[[Template], list[str]],
     breakage: Callable[[Template], None],
@@ -331,6 +522,62 @@ def test_created_vpc_only_without_vpc_id(resolved: dict[str, Template]) -> None:
     assert not created & resolved["existing-vpc"]["Resources"].keys()
 
 
+def _direct_read_settings(template: Template) -> set[str]:
+    return {_p(template, fn)["FileSystemConfigs"][0]["S3FilesConfig"]["DirectS3Read"] for fn in tc.FUNCTIONS}
+
+
+def test_https_egress_goes_only_to_the_s3_prefix_list(resolved: dict[str, Template]) -> None:
+    expected = {
+        "create-vpc": tc.getatt("S3PrefixList", "PrefixListId"),  # looked up by the stack
+        "existing-vpc": MODES["existing-vpc"]["S3PrefixListId"],
+    }
+    for mode, template in resolved.items():
+        rules = [*_p(template, "FunctionSecurityGroup")["SecurityGroupEgress"]]
+        rules += [_p(template, rid) for rid in tc.of_type(template, "AWS::EC2::SecurityGroupEgress")]
+        https = [r for r in rules if r["FromPort"] <= 443 <= r["ToPort"]]
+        assert [r.get("DestinationPrefixListId") for r in https] == (
+            [expected[mode]] if mode in expected else []
+        )
+        assert not [r for r in https if r.keys() & {"CidrIp", "CidrIpv6", "DestinationSecurityGroupId"}]
+
+
+def test_existing_vpc_without_prefix_list_turns_direct_reads_off(resolved: dict[str, Template]) -> None:
+    # DirectS3Read is AUTO in that mode, but no rule may let HTTPS out: the functions get DISABLED,
+    # no s3:GetObject, and the stack no lookup (an existing VPC may have no route to the EC2 API).
+    template = resolved["existing-vpc-no-prefix-list"]
+    assert template["Parameters"]["DirectS3Read"] == "AUTO"
+    assert _direct_read_settings(template) == {"DISABLED"}
+    statements = [s for fn in tc.FUNCTIONS for s in tc.role_statements(template, fn)]
+    assert not [s for s in statements if any(str(a).startswith("s3:") for a in tc.as_list(s["Action"]))]
+    assert not {"S3PrefixList", tc.PREFIX_LIST_LOOKUP} & template["Resources"].keys()
+    assert _direct_read_settings(resolved["existing-vpc"]) == {"AUTO", "DISABLED"}  # the janitor's
+
+
+def test_default_parameters_reserve_no_concurrency(resolved: dict[str, Template]) -> None:
+    reserved = [
+        rid
+        for rid, resource in resolved["create-vpc"]["Resources"].items()
+        if "ReservedConcurrentExecutions" in resource.get("Properties", {})
+    ]
+    assert reserved == []
+
+
+def test_a_reservation_reaches_the_functions_that_serve_requests(resolved: dict[str, Template]) -> None:
+    template = resolved["existing-vpc"]
+    reserved = {
+        rid: props["ReservedConcurrentExecutions"]
+        for rid in tc.of_type(template, "AWS::Lambda::Function")
+        if "ReservedConcurrentExecutions" in (props := _p(template, rid))
+    }
+    assert reserved == dict.fromkeys(tc.SERVING, MODES["existing-vpc"]["ReservedConcurrency"])
+
+
+def test_secondary_gids_only_when_given(resolved: dict[str, Template]) -> None:
+    assert "SecondaryGids" not in _p(resolved["create-vpc"], "AccessPoint")["PosixUser"]
+    given = MODES["existing-vpc"]["PosixSecondaryGids"].split(",")
+    assert _p(resolved["existing-vpc"], "AccessPoint")["PosixUser"]["SecondaryGids"] == given
+
+
 def test_kms_key_encrypts_bucket_and_file_system(resolved: dict[str, Template]) -> None:
     key = MODES["existing-vpc"]["KmsKeyArn"]
     template = resolved["existing-vpc"]
@@ -345,3 +592,90 @@ def test_alarm_topic_is_notified_only_when_given(resolved: dict[str, Template]) 
     for mode, expected in (("existing-vpc", [topic]), ("create-vpc", None)):
         alarms = tc.of_type(resolved[mode], "AWS::CloudWatch::Alarm")
         assert {str(a["Properties"].get("AlarmActions")) for a in alarms.values()} == {str(expected)}
+
+
+def _passed(t: Template) -> dict[str, Any]:
+    """The parameters template.yaml passes to the functions stack (SAM, before the transform)."""
+    return _p(t, NESTED_ID)["Parameters"]
+
+
+def _nest_without_depends_on(t: Template) -> None:
+    del t["Resources"][NESTED_ID]["DependsOn"]
+
+
+def _nest_after_one_mount_target(t: Template) -> None:
+    t["Resources"][NESTED_ID]["DependsOn"] = ["MountTargetB"]
+
+
+def _pass_the_access_point_id(t: Template) -> None:
+    _passed(t)["AccessPointArn"] = tc.ref("AccessPoint")
+
+
+def _pass_the_file_system_as_access_point(t: Template) -> None:
+    _passed(t)["AccessPointArn"] = tc.getatt("FileSystem", "FileSystemArn")
+
+
+def _pass_another_file_system(t: Template) -> None:
+    _passed(t)["FileSystemArn"] = "arn:aws:s3files:us-east-1:123456789012:file-system/fs-0123456789abcdef0"
+
+
+def _pass_another_bucket(t: Template) -> None:
+    _passed(t)["BucketName"] = "someone-elses-bucket"
+
+
+def _pass_the_mount_target_group(t: Template) -> None:
+    _passed(t)["SecurityGroupIds"] = tc.getatt("MountTargetSecurityGroup", "GroupId")
+
+
+def _pass_one_subnet(t: Template) -> None:
+    _passed(t)["SubnetIds"] = tc.ref("PrivateSubnetA")
+
+
+def _pass_direct_reads_through(t: Template) -> None:
+    _passed(t)["DirectS3Read"] = tc.ref("DirectS3Read")
+
+
+def _reexport_the_reader_as_the_writer(t: Template) -> None:
+    t["Outputs"]["WriterFunctionName"]["Value"] = tc.getatt(NESTED_ID, "Outputs.ReaderFunctionName")
+
+
+NESTING_BROKEN: list[Case] = [
+    (tc.check_function_mounts, _nest_without_depends_on, "create-vpc"),
+    (tc.check_function_mounts, _nest_after_one_mount_target, "existing-vpc"),
+    (tc.check_function_mounts, _pass_the_access_point_id, "create-vpc"),
+    (tc.check_function_iam, _pass_the_access_point_id, "existing-vpc"),
+    (tc.check_function_mounts, _pass_the_file_system_as_access_point, "no-direct-reads"),
+    (tc.check_function_iam, _pass_another_file_system, "create-vpc"),
+    (tc.check_function_iam, _pass_another_bucket, "create-vpc"),
+    (tc.check_function_mounts, _pass_the_mount_target_group, "existing-vpc"),
+    (tc.check_function_mounts, _pass_one_subnet, "create-vpc"),
+    (tc.check_outputs, _reexport_the_reader_as_the_writer, "existing-vpc"),
+    # Direct reads left on in an existing VPC without S3PrefixListId, where no HTTPS egress exists.
+    (tc.check_security_groups, _pass_direct_reads_through, "existing-vpc-no-prefix-list"),
+]
+
+
+@breakages(NESTING_BROKEN)
+def test_check_catches_a_broken_nesting(
+    check: Callable[[Template], list[str]],
+    breakage: Callable[[Template], None],
+    mode: str,
+    sam_template: Template,
+    functions_transformed: Template,
+) -> None:
+    broken = copy.deepcopy(sam_template)
+    breakage(broken)
+    overrides = MODES[mode]
+    assert check(compose(resolve(transform(broken, overrides), overrides), functions_transformed)) != []
+
+
+@pytest.mark.parametrize("link", sorted(LINKS))
+def test_a_link_the_root_does_not_pass_fails_the_stack(
+    link: str, sam_template: Template, functions_transformed: Template
+) -> None:
+    # The five links have no default: CloudFormation refuses the nested stack without them.
+    broken = copy.deepcopy(sam_template)
+    del _passed(broken)[link]
+    root = resolve(transform(broken, {}), {})
+    with pytest.raises(ValueError, match=f"parameter {link} has no value and no Default"):
+        compose(root, functions_transformed)

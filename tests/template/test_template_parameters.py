@@ -1,12 +1,15 @@
-"""Parameters, metadata, globals and the layer of the SAM template as written."""
+"""Parameters, metadata, globals and the layer of both SAM templates as written, and how
+template.yaml hands its settings to the functions template."""
 
 from __future__ import annotations
 
+import random
 import re
 from typing import Any
 
 import pytest
-from template_model import allowed
+from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+from template_model import FUNCTIONS_TEMPLATE, LINKS, NESTED_ID, REPO, allowed
 
 CONTRACT_PARAMETERS = {
     "VpcId",
@@ -14,6 +17,7 @@ CONTRACT_PARAMETERS = {
     "VpcCidr",
     "PosixUid",
     "PosixGid",
+    "PosixSecondaryGids",
     "AccessPointRootPath",
     "LocalMountPath",
     "DirectS3Read",
@@ -23,6 +27,17 @@ CONTRACT_PARAMETERS = {
     "AlarmTopicArn",
     "DocumentPrefix",
 }
+CONSTRAINTS = (
+    "Type",
+    "Default",
+    "AllowedPattern",
+    "AllowedValues",
+    "MinValue",
+    "MaxValue",
+    "MinLength",
+    "MaxLength",
+)
+MAX_POSIX_ID = 2**32 - 1
 
 
 def _no_intrinsics(node: Any) -> bool:
@@ -50,12 +65,14 @@ def test_contract_defaults(sam_template: dict[str, Any]) -> None:
         "VpcId": "",
         "PosixUid": "1000",
         "PosixGid": "1000",
+        "PosixSecondaryGids": "",
         "AccessPointRootPath": "/lambda",
         "LocalMountPath": "/mnt/s3data",
         "DirectS3Read": "AUTO",
         "KmsKeyArn": "",
         "AlarmTopicArn": "",
         "DocumentPrefix": "documents",
+        "ReservedConcurrency": "0",
     }
     assert {k: defaults[k] for k in expected} == expected
 
@@ -73,12 +90,30 @@ def test_contract_defaults(sam_template: dict[str, Any]) -> None:
         ("AccessPointRootPath", "/a/.b", False),
         ("AccessPointRootPath", "/a//b", False),
         ("AccessPointRootPath", "/lambda/", False),
+        ("AccessPointRootPath", "/" + "/".join(["a" * 24] * 4), True),  # 100 characters
+        ("AccessPointRootPath", "/" + "/".join(["a" * 24] * 3 + ["a" * 25]), False),
         ("LocalMountPath", "/mnt/s3data", True),
         ("LocalMountPath", "/mnt/s3data/sub", False),
         ("LocalMountPath", "/tmp/s3data", False),
         ("PosixUid", "1000", True),
         ("PosixUid", "0", False),
         ("PosixUid", "-1", False),
+        ("PosixUid", "1", True),
+        ("PosixUid", "4294967295", True),
+        ("PosixUid", "4294967296", False),
+        ("PosixUid", "01000", False),
+        ("PosixUid", "1000.5", False),
+        ("PosixSecondaryGids", "", True),
+        ("PosixSecondaryGids", "1001", True),
+        ("PosixSecondaryGids", "1001,4294967295", True),
+        ("PosixSecondaryGids", ",".join(str(g) for g in range(1001, 1017)), True),  # 16
+        ("PosixSecondaryGids", ",".join(str(g) for g in range(1001, 1018)), False),  # 17
+        ("PosixSecondaryGids", "0", False),
+        ("PosixSecondaryGids", "1001,4294967296", False),
+        ("PosixSecondaryGids", "1001, 1002", False),
+        ("PosixSecondaryGids", "1001,", False),
+        ("PosixSecondaryGids", ",1001", False),
+        ("PosixSecondaryGids", "1001,,1002", False),
         ("PosixGid", "65534", True),
         ("PosixGid", "abc", False),
         ("DirectS3Read", "DISABLED", True),
@@ -89,7 +124,14 @@ def test_contract_defaults(sam_template: dict[str, Any]) -> None:
         ("KmsKeyArn", "alias/my-key", False),
         ("AlarmTopicArn", "arn:aws:sns:eu-west-1:123456789012:ops", True),
         ("AlarmTopicArn", "ops", False),
-        ("ReservedConcurrency", "0", False),
+        ("ReservedConcurrency", "0", True),
+        ("ReservedConcurrency", "1", True),
+        ("ReservedConcurrency", "1000", True),
+        ("ReservedConcurrency", "1001", False),
+        ("ReservedConcurrency", "00", False),
+        ("ReservedConcurrency", "0.0", False),
+        ("ReservedConcurrency", "20.5", False),
+        ("ReservedConcurrency", "-1", False),
         ("LogRetentionDays", "14", True),
         ("LogRetentionDays", "10", False),
         ("DocumentPrefix", "documents", True),
@@ -103,15 +145,60 @@ def test_parameter_constraints(
     assert allowed(sam_template["Parameters"][parameter], value) is accepted
 
 
-def test_interface_groups_every_parameter_once(sam_template: dict[str, Any]) -> None:
-    interface = sam_template["Metadata"]["AWS::CloudFormation::Interface"]
+@pytest.mark.parametrize("which", ["root", "functions"])
+def test_interface_groups_every_parameter_once(
+    sam_template: dict[str, Any], functions_template: dict[str, Any], which: str
+) -> None:
+    template = sam_template if which == "root" else functions_template
+    interface = template["Metadata"]["AWS::CloudFormation::Interface"]
     grouped = [p for group in interface["ParameterGroups"] for p in group["Parameters"]]
-    assert sorted(grouped) == sorted(sam_template["Parameters"])
-    assert set(interface["ParameterLabels"]) == set(sam_template["Parameters"])
+    assert sorted(grouped) == sorted(template["Parameters"])
+    assert set(interface["ParameterLabels"]) == set(template["Parameters"])
 
 
-def test_serverless_repo_metadata(sam_template: dict[str, Any]) -> None:
-    app = sam_template["Metadata"]["AWS::ServerlessRepo::Application"]
+def test_functions_parameters_link_or_have_defaults(functions_template: dict[str, Any]) -> None:
+    parameters = functions_template["Parameters"]
+    for name, spec in parameters.items():
+        assert spec.get("Description"), f"{name} has no Description"
+        if name in LINKS:
+            assert "Default" not in spec, f"{name}: the functions cannot work without it"
+        else:
+            assert allowed(spec, str(spec["Default"])), f"{name}: its default violates its own constraints"
+    assert parameters.keys() >= LINKS
+    assert parameters["SubnetIds"]["Type"] == "List<AWS::EC2::Subnet::Id>"
+    assert parameters["SecurityGroupIds"]["Type"] == "List<AWS::EC2::SecurityGroup::Id>"
+
+
+def test_the_root_passes_every_functions_parameter(
+    sam_template: dict[str, Any], functions_template: dict[str, Any]
+) -> None:
+    # A setting the root forgot would silently take the functions template's default.
+    nested = sam_template["Resources"][NESTED_ID]
+    assert nested["Type"] == "AWS::Serverless::Application"
+    assert nested["Properties"]["Location"] == "functions/template.yaml"
+    passed = nested["Properties"]["Parameters"]
+    assert passed.keys() == functions_template["Parameters"].keys()
+    # Except DirectS3Read, off where no prefix list allows HTTPS to S3 (test_template_checks proves how).
+    assert passed["DirectS3Read"] == {"Fn::If": ["HasDirectReads", {"Ref": "DirectS3Read"}, "DISABLED"]}
+    for name in passed.keys() - LINKS - {"DirectS3Read"}:
+        assert passed[name] == {"Ref": name}, f"{name}: pass the root's own parameter through"
+
+
+def test_settings_have_the_same_constraints_in_both_templates(
+    sam_template: dict[str, Any], functions_template: dict[str, Any]
+) -> None:
+    # The root validates what it passes through exactly as the functions stack will.
+    settings = functions_template["Parameters"].keys() - LINKS
+    assert settings >= {"LocalMountPath", "DirectS3Read", "DocumentPrefix", "ReservedConcurrency"}
+    for name in settings:
+        root, functions = sam_template["Parameters"][name], functions_template["Parameters"][name]
+        assert {k: root.get(k) for k in CONSTRAINTS} == {k: functions.get(k) for k in CONSTRAINTS}, name
+
+
+def test_serverless_repo_metadata(sam_template: dict[str, Any], functions_template: dict[str, Any]) -> None:
+    # The functions template is the application published to SAR; the root is not publishable.
+    assert "AWS::ServerlessRepo::Application" not in sam_template["Metadata"]
+    app = functions_template["Metadata"]["AWS::ServerlessRepo::Application"]
     assert app["Name"] == "s3files-lambda-atomic-commit"
     assert {
         "Description",
@@ -125,10 +212,12 @@ def test_serverless_repo_metadata(sam_template: dict[str, Any]) -> None:
     assert re.fullmatch(r"\d+\.\d+\.\d+", app["SemanticVersion"])
     assert 1 <= len(app["Labels"]) <= 10
     assert _no_intrinsics(app), "SAR metadata must not contain intrinsic functions"
+    assert (FUNCTIONS_TEMPLATE.parent / app["LicenseUrl"]).resolve() == REPO / "LICENSE"
+    assert (FUNCTIONS_TEMPLATE.parent / app["ReadmeUrl"]).resolve() == REPO / "README.md"
 
 
-def test_function_globals(sam_template: dict[str, Any]) -> None:
-    function = sam_template["Globals"]["Function"]
+def test_function_globals(functions_template: dict[str, Any]) -> None:
+    function = functions_template["Globals"]["Function"]
     assert function["Runtime"] == "python3.13"
     assert function["Architectures"] == ["x86_64"]
     assert function["Handler"] == "app.handler"
@@ -136,16 +225,88 @@ def test_function_globals(sam_template: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("name", ["writer", "reader", "janitor"])
-def test_function_code_location(sam_template: dict[str, Any], name: str) -> None:
-    function = sam_template["Resources"][f"{name.capitalize()}Function"]
+def test_function_code_location(functions_template: dict[str, Any], name: str) -> None:
+    function = functions_template["Resources"][f"{name.capitalize()}Function"]
     assert function["Type"] == "AWS::Serverless::Function"
-    assert function["Properties"]["CodeUri"] == f"functions/{name}/"
+    assert function["Properties"]["CodeUri"] == f"{name}/"
+    assert (FUNCTIONS_TEMPLATE.parent / name / "app.py").is_file()
 
 
-def test_shared_layer(sam_template: dict[str, Any]) -> None:
-    layer = sam_template["Resources"]["SharedLayer"]
+def test_shared_layer(functions_template: dict[str, Any]) -> None:
+    layer = functions_template["Resources"]["SharedLayer"]
     assert layer["Type"] == "AWS::Serverless::LayerVersion"
     assert layer["Metadata"]["BuildMethod"] == "makefile"
-    assert layer["Properties"]["ContentUri"] == "layers/shared"
+    assert layer["Properties"]["ContentUri"] == "../layers/shared"
+    assert (FUNCTIONS_TEMPLATE.parent / "../layers/shared").resolve() == REPO / "layers" / "shared"
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     assert layer["Properties"]["RetentionPolicy"] == "Delete"
+
+
+def _access_point_schema(definition: str) -> dict[str, Any]:
+    """A definition of cfn-lint's AWS::S3Files::AccessPoint schema (PosixUser, RootDirectory)."""
+    schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", "AWS::S3Files::AccessPoint").schema
+    return schema["definitions"][definition]["properties"]
+
+
+def _schema_accepts(spec: dict[str, Any], value: str) -> bool:
+    """Whether `value` meets a string property of the schema (numeric bounds apply to its digits)."""
+    if not re.search(spec["pattern"], value) or not spec.get("minLength", 0) <= len(value):
+        return False
+    if len(value) > spec.get("maxLength", len(value)):
+        return False
+    return "minimum" not in spec or spec["minimum"] <= int(value) <= spec["maximum"]
+
+
+def _id_samples() -> list[int]:
+    """Every boundary of the id range and of each digit count, and a seeded spread between them."""
+    edges = [0, 1, MAX_POSIX_ID, MAX_POSIX_ID + 1, 10 * MAX_POSIX_ID]
+    floors = [MAX_POSIX_ID // 10**k * 10**k for k in range(1, 11)]  # where the pattern's branches meet
+    edges += [
+        n + d for k in range(1, 11) for n in (10**k, floors[k - 1], floors[k - 1] + 10**k) for d in (-1, 0, 1)
+    ]
+    spread = random.Random(42)
+    return edges + [spread.randrange(0, 2 * MAX_POSIX_ID) for _ in range(2000)]
+
+
+@pytest.mark.parametrize("parameter", ["PosixUid", "PosixGid"])
+def test_posix_ids_are_exactly_the_schema_range_without_root(
+    sam_template: dict[str, Any], parameter: str
+) -> None:
+    spec = sam_template["Parameters"][parameter]
+    schema = _access_point_schema("PosixUser")[parameter.removeprefix("Posix")]
+    assert schema["maximum"] == MAX_POSIX_ID
+    for n in _id_samples():
+        assert allowed(spec, str(n)) is (1 <= n <= MAX_POSIX_ID), n
+        assert not allowed(spec, str(n)) or _schema_accepts(schema, str(n)), n
+
+
+def test_secondary_gids_are_what_the_schema_takes(sam_template: dict[str, Any]) -> None:
+    # The S3 Files schema bounds each id (0 to 4294967295) but not the count; EFS's access point
+    # (whose model S3 Files shares) and NFS AUTH_SYS credentials carry at most 16 groups.
+    spec = sam_template["Parameters"]["PosixSecondaryGids"]
+    item = _access_point_schema("PosixUser")["SecondaryGids"]["items"]
+    efs = PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", "AWS::EFS::AccessPoint").schema
+    assert efs["definitions"]["PosixUser"]["properties"]["SecondaryGids"]["maxItems"] == 16
+    spread = random.Random(7)
+    for n in _id_samples():
+        listed = [str(n)] + [str(spread.randrange(1, MAX_POSIX_ID)) for _ in range(spread.randrange(0, 16))]
+        value = ",".join(listed)
+        assert allowed(spec, value) is (1 <= n <= MAX_POSIX_ID), value
+        assert not allowed(spec, value) or all(_schema_accepts(item, gid) for gid in listed), value
+
+
+def test_root_path_is_within_the_schema(sam_template: dict[str, Any]) -> None:
+    spec = sam_template["Parameters"]["AccessPointRootPath"]
+    schema = _access_point_schema("RootDirectory")["Path"]
+    assert spec["MaxLength"] == schema["maxLength"] == 100
+    alphabet = "ab-_.9/"
+    spread = random.Random(3)
+    samples = [
+        "/" + "".join(spread.choice(alphabet) for _ in range(spread.randrange(0, 110))) for _ in range(5000)
+    ]
+    accepted = [s for s in samples if allowed(spec, s)]
+    assert len(accepted) > 100  # the sample reaches the accepted space, not only its edges
+    for value in accepted:
+        parts = value.split("/")[1:]
+        assert _schema_accepts(schema, value) and 1 <= len(parts) <= 4, value
+        assert not any(part.startswith(".") for part in parts), value

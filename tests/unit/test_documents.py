@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from s3files_store.config import Config
-from s3files_store.documents import read_document, write_document
+from s3files_store.documents import latest_key, read_document, write_document
 from s3files_store.exceptions import (
     DeadlineError,
     InvalidRequestError,
@@ -183,3 +183,54 @@ def test_read_through_symlink_leaving_root_is_409(tmp_path: Path) -> None:
     ) as caught:
         read_document("documents/leak.json", Config(mount_root=root))
     assert caught.value.status_code == 409
+
+
+def test_latest_key_finds_the_newest_day(config: Config) -> None:
+    for day in (3, 27, 9):
+        write_document(
+            {"id": "order-42", "day": day}, "r", 30_000, config, clock=lambda d=day: WHEN.replace(day=d)
+        )
+    write_document({"id": "other"}, "r", 30_000, config, clock=lambda: WHEN.replace(day=28))
+    key = latest_key("order-42", config)
+    assert key == "documents/2026/11/27/order-42.json"
+    assert read_document(key, config) == {"id": "order-42", "day": 27}
+
+
+def test_latest_key_crosses_years_and_months(config: Config) -> None:
+    write_document({"id": "a"}, "r", 30_000, config, clock=lambda: datetime(2025, 12, 31, tzinfo=UTC))
+    write_document({"id": "b"}, "r", 30_000, config, clock=lambda: datetime(2026, 1, 1, tzinfo=UTC))
+    assert latest_key("a", config) == "documents/2025/12/31/a.json"
+
+
+def test_latest_key_not_found_is_404(config: Config) -> None:
+    write_document({"id": "a"}, "r", 30_000, config, clock=clock)
+    with pytest.raises(NotFoundError, match=r"no document with id 'nope' in the newest 366 days") as caught:
+        latest_key("nope", config)
+    assert caught.value.status_code == 404
+    with pytest.raises(NotFoundError):
+        latest_key("a", Config(mount_root=config.mount_root, document_prefix="elsewhere"))
+
+
+def test_latest_key_searches_a_bounded_number_of_days(config: Config, tmp_path: Path) -> None:
+    write_document({"id": "old"}, "r", 30_000, config, clock=lambda: datetime(2020, 1, 1, tzinfo=UTC))
+    for month in range(1, 13):
+        for day in range(1, 32):
+            (tmp_path / f"documents/2026/{month:02}/{day:02}").mkdir(parents=True)
+    with pytest.raises(NotFoundError):
+        latest_key("old", config)
+
+
+@pytest.mark.parametrize("bad", ["../x", "", 7, None])
+def test_latest_key_refuses_bad_ids(config: Config, bad: object) -> None:
+    with pytest.raises(InvalidRequestError):
+        latest_key(bad, config)
+
+
+def test_latest_key_never_follows_a_symlinked_day(config: Config, tmp_path: Path) -> None:
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    (outside / "a.json").write_text('{"secret": true}')
+    (tmp_path / "documents/2026/11").mkdir(parents=True)
+    (tmp_path / "documents/2026/11/30").symlink_to(outside)
+    with pytest.raises(UnsafePathError, match="documents/2026/11/30 on the mount is a symlink"):
+        latest_key("a", config)

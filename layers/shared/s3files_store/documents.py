@@ -10,10 +10,13 @@ Example:
     >>> result = write_document({"id": "order-42", "total": 9}, "req-1", 30_000, get_config())
     >>> read_document(result.key, get_config())
     {'id': 'order-42', 'total': 9}
+    >>> latest_key("order-42", get_config()) == result.key
+    True
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -32,13 +35,15 @@ from s3files_store.exceptions import (
 from s3files_store.keys import document_key, validate_id, validate_key
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Generator
 
     from s3files_store.commit import CommitResult
     from s3files_store.config import Config
 
 # Lambda's limit for a synchronous invocation's response payload.
 RESPONSE_LIMIT_BYTES = 6_291_456
+# How far back a read by id looks: a year of daily directories.
+MAX_DAYS_SEARCHED = 366
 # The runtime re-encodes a parsed document: one space after each "," and ":" (the writer's compact
 # form has none) and, for JSON written by others, numbers such as 1e15 -> 1000000000000000.0.
 _MAX_REENCODING_GROWTH = 5
@@ -122,6 +127,55 @@ def read_document(key: object, config: Config) -> Any:
     if _envelope(parts) + _MAX_REENCODING_GROWTH * len(data) > RESPONSE_LIMIT_BYTES:
         _check_returnable("/".join(parts), document, len(data))
     return document
+
+
+def latest_key(document_id: object, config: Config) -> str:
+    """The key of the newest document committed with ``document_id``, whatever its date.
+
+    Searches the writer's layout, ``<prefix>/YYYY/MM/DD/<id>.json``, newest day first, at most
+    :data:`MAX_DAYS_SEARCHED` day directories back. Raises InvalidRequestError (bad id),
+    NotFoundError, or StorageError.
+    """
+    name = f"{validate_id(document_id)}.json"
+    prefix = tuple(config.document_prefix.split("/"))
+    mount.check_mount(config, need_write=False)
+    try:
+        with tree.opened(tree.open_root(config.mount_root)) as root_fd:
+            top = tree.open_dir(root_fd, prefix)
+        with tree.opened(top), contextlib.closing(_days_newest_first(top, prefix)) as days:
+            for searched, (day, day_fd) in enumerate(days, 1):
+                with contextlib.suppress(FileNotFoundError):
+                    os.stat(name, dir_fd=day_fd, follow_symlinks=False)
+                    return "/".join((*day, name))
+                if searched == MAX_DAYS_SEARCHED:
+                    break
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        mount.invalidate()
+        raise StorageError.from_os_error(exc, f"search for {name}") from exc
+    raise NotFoundError(
+        f"no document with id {document_id!r} in the newest {MAX_DAYS_SEARCHED} days under "
+        f"{config.document_prefix}/; read an older one by its key, or list keys with {{'prefix': ...}}"
+    )
+
+
+def _days_newest_first(top_fd: int, prefix: tuple[str, ...]) -> Generator[tuple[tuple[str, ...], int]]:
+    """The YYYY/MM/DD directories below ``top_fd``, newest first, each open while it is looked in."""
+    for year in _dated(top_fd, 4):
+        with tree.opened(tree.open_dir(top_fd, (year,), under=prefix)) as year_fd:
+            for month in _dated(year_fd, 2):
+                with tree.opened(tree.open_dir(year_fd, (month,), under=(*prefix, year))) as month_fd:
+                    for day in _dated(month_fd, 2):
+                        with tree.opened(tree.open_dir(month_fd, (day,), under=(*prefix, year, month))) as fd:
+                            yield (*prefix, year, month, day), fd
+
+
+def _dated(dir_fd: int, digits: int) -> list[str]:
+    """Names of ``digits`` digits in a directory (years, months or days), in descending order."""
+    return sorted(
+        (n for n in os.listdir(dir_fd) if len(n) == digits and n.isascii() and n.isdigit()), reverse=True
+    )
 
 
 def _load(config: Config, parts: tuple[str, ...]) -> bytes:

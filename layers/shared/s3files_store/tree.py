@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from s3files_store.exceptions import TooLargeError, UnsafePathError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
     from pathlib import Path
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -113,6 +113,15 @@ def close_quietly(*fds: int) -> None:
                 os.close(fd)
 
 
+@contextlib.contextmanager
+def opened(fd: int) -> Iterator[int]:
+    """Close ``fd`` when the block ends: ``with opened(open_dir(...)) as fd: ...``."""
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
 def open_root(root: Path) -> int:
     """A descriptor of MOUNT_ROOT itself (configuration, so it may be a symlink, like /mnt links)."""
     return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -187,15 +196,10 @@ def open_file(dir_fd: int, name: str, shown: str, max_bytes: int) -> tuple[int, 
 
 def open_key(root: Path, parts: Sequence[str], max_bytes: int) -> tuple[int, int]:
     """:func:`open_file` for the key ``parts`` below ``root``: a read descriptor and the size."""
-    root_fd = open_root(root)
-    try:
+    with opened(open_root(root)) as root_fd:
         dir_fd = open_dir(root_fd, parts[:-1])
-    finally:
-        os.close(root_fd)
-    try:
+    with opened(dir_fd):
         return open_file(dir_fd, parts[-1], "/".join(parts), max_bytes)
-    finally:
-        os.close(dir_fd)
 
 
 def unsafe(exc: OSError, shown: Sequence[str], expected: str) -> OSError | UnsafePathError:
