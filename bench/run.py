@@ -36,7 +36,7 @@ FULL = {
     "tput_seconds": 1.0,
     "tput_pairs": 7,
     "strace_commits": 100,
-    "stream_rounds": {"64 MiB": 7, "1 GiB": 3},
+    "stream_rounds": {"64 MiB": 9, "1 GiB": 5},
 }
 QUICK = {
     "import_runs": 8,
