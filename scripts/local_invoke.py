@@ -53,7 +53,12 @@ if TYPE_CHECKING:
     from typing import IO
 
 REPO = Path(__file__).resolve().parent.parent
-LOGICAL_IDS = {"writer": "WriterFunction", "reader": "ReaderFunction", "janitor": "JanitorFunction"}
+LOGICAL_IDS = {
+    "writer": "WriterFunction",
+    "reader": "ReaderFunction",
+    "janitor": "JanitorFunction",
+    "unzip": "UnzipFunction",
+}
 LAYER_ID = "SharedLayer"
 # Logical id of the AWS::Serverless::Application in template.yaml: its build folder.
 FUNCTIONS_STACK = "Functions"
@@ -219,7 +224,7 @@ def invoke(
     mount_root: Path = REPO / ".local" / "s3data",
     env_file: Path | None = REPO / "events" / "env.json",
 ) -> InvokeResult:
-    """Run `function` ("writer", "reader", "janitor") from `build_dir` once on `event`.
+    """Run `function` (a key of LOGICAL_IDS) from `build_dir` once on `event`.
 
     Raises SetupError when the invoke cannot start; a function error is reported in the result.
     """

@@ -127,6 +127,11 @@ def janitor() -> ModuleType:
     return load_handler("janitor")
 
 
+@pytest.fixture(scope="session")
+def unzip() -> ModuleType:
+    return load_handler("unzip")
+
+
 @pytest.fixture
 def context() -> FakeContext:
     return FakeContext()

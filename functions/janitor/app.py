@@ -19,7 +19,7 @@ from s3files_store.config import get_config
 from s3files_store.exceptions import InvalidRequestError, StoreError
 from s3files_store.janitor import older_than_seconds, sweep
 from s3files_store.mount import check_mount
-from s3files_store.observability import logger, metrics
+from s3files_store.observability import logger, metrics, refused
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -32,9 +32,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         older_than = older_than_seconds(event, config.staging_max_age_seconds, config.min_staging_age_seconds)
     except InvalidRequestError as exc:
-        logger.warning("request refused", extra={"error": str(exc)})
-        metrics.add_metric(name="RejectedRequests", unit=MetricUnit.Count, value=1)
-        return {"statusCode": 400, "error": str(exc)}
+        return refused(exc)
     try:
         check_mount(config, need_write=True)
         result = sweep(config.mount_root, older_than, config.janitor_max_deletions)

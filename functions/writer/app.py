@@ -22,7 +22,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from s3files_store.config import get_config
 from s3files_store.documents import write_document
 from s3files_store.exceptions import InvalidRequestError, StoreError
-from s3files_store.observability import logger, metrics
+from s3files_store.observability import logger, metrics, refused
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -37,9 +37,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             event, context.aws_request_id, context.get_remaining_time_in_millis(), get_config()
         )
     except InvalidRequestError as exc:
-        logger.warning("rejected request", extra={"error": str(exc)})
-        metrics.add_metric(name="RejectedRequests", unit=MetricUnit.Count, value=1)
-        return {"statusCode": exc.status_code, "error": str(exc)}
+        return refused(exc)
     except StoreError as exc:
         metrics.add_metric(name="CommitFailures", unit=MetricUnit.Count, value=1)
         logger.exception(

@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from testkit import write_zip
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -144,6 +146,54 @@ def test_janitor_schedule_event_removes_only_old_staging_files(invoke: Any, moun
     assert fresh.exists()
 
 
+UNZIP_TEMPLATE = """\
+Globals:
+  Function:
+    Timeout: 120
+    MemorySize: 1769
+    Environment:
+      Variables:
+        MOUNT_ROOT: /mnt/s3data
+        REQUIRE_MOUNT: "true"
+        POWERTOOLS_METRICS_NAMESPACE: S3FilesLambda
+Resources:
+  UnzipFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: UnzipFunction
+      Environment:
+        Variables:
+          POWERTOOLS_SERVICE_NAME: unzip
+"""
+
+
+def test_unzip_extracts_the_archive_its_sample_event_names(
+    local_invoke: ModuleType, build_dir: Path, mount_root: Path, tmp_path: Path
+) -> None:
+    """The build directory holds the session's built layer and functions/unzip as sam build copies
+    a function without requirements; the function's own lines in template.yaml are checked with the
+    template's tests."""
+    build = tmp_path / "build"
+    app = local_invoke.functions_build_dir(build)
+    app.mkdir(parents=True)
+    (app / "SharedLayer").symlink_to(local_invoke.functions_build_dir(build_dir) / "SharedLayer")
+    shutil.copytree(REPO / "functions" / "unzip", app / "UnzipFunction")
+    (app / "template.yaml").write_text(UNZIP_TEMPLATE)
+    event = load_event("unzip.json")
+    members = [("readme.txt", b"hello"), ("tables/orders.csv", b"id,total\n1,9.5\n")]
+    write_zip(mount_root / event["archive"], members)
+    result = local_invoke.invoke("unzip", event, build_dir=build, mount_root=mount_root)
+    assert result.ok, (result.payload, result.logs)
+    assert result.payload["files"] == 2 and result.payload["bytes"] == 5 + 15
+    for name, data in members:
+        assert (mount_root / event["destination"] / name).read_bytes() == data
+    assert list((mount_root / ".staging").iterdir()) == []
+    # The same event against an archive that is not there: raised (retried by Lambda), not answered.
+    (mount_root / event["archive"]).unlink()
+    missing = local_invoke.invoke("unzip", event, build_dir=build, mount_root=mount_root)
+    assert missing.function_error and missing.payload["errorType"] == "NotFoundError"
+
+
 def test_every_sample_event_is_exercised_here() -> None:
     # A new sample event must get an end-to-end test in this file (and a line in events/README.md).
     covered = {
@@ -155,6 +205,7 @@ def test_every_sample_event_is_exercised_here() -> None:
         "reader-get.json",
         "reader-list.json",
         "janitor.json",
+        "unzip.json",
         "env.json",
     }
     assert {path.name for path in EVENTS.glob("*.json")} == covered

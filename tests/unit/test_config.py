@@ -19,6 +19,8 @@ def test_defaults() -> None:
         commit_timeout_seconds=900,
         staging_max_age_seconds=960,
         janitor_max_deletions=1000,
+        archive_max_members=10_000,
+        archive_max_bytes=10 * 1024**3,
     )
     # An unknown commit timeout is Lambda's longest, so the default age is always safe.
     assert config.min_staging_age_seconds == 960
@@ -35,8 +37,11 @@ def test_all_settings() -> None:
             "COMMIT_TIMEOUT_SECONDS": "30",
             "STAGING_MAX_AGE_SECONDS": "1200",
             "JANITOR_MAX_DELETIONS": "5",
+            "ARCHIVE_MAX_MEMBERS": "50",
+            "ARCHIVE_MAX_BYTES": "1048576",
         }
     )
+    assert (config.archive_max_members, config.archive_max_bytes) == (50, 1048576)
     assert config.require_mount is True
     assert config.document_prefix == "tenant-a/docs"
     assert config.id_field == "orderId"
@@ -89,6 +94,8 @@ def test_is_frozen() -> None:
         ),
         ({"MOUNT_ROOT": "/mnt/s3data", "COMMIT_TIMEOUT_SECONDS": "0"}, "COMMIT_TIMEOUT_SECONDS"),
         ({"MOUNT_ROOT": "/mnt/s3data", "COMMIT_TIMEOUT_SECONDS": "901"}, "COMMIT_TIMEOUT_SECONDS"),
+        ({"MOUNT_ROOT": "/mnt/s3data", "ARCHIVE_MAX_MEMBERS": "0"}, "ARCHIVE_MAX_MEMBERS"),
+        ({"MOUNT_ROOT": "/mnt/s3data", "ARCHIVE_MAX_BYTES": "10GB"}, "ARCHIVE_MAX_BYTES"),
     ],
 )
 def test_invalid_settings_name_the_variable(environ: dict[str, str], named: str) -> None:

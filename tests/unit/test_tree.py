@@ -170,10 +170,19 @@ def test_size_cap_is_checked_before_reading(root: Path, root_fd: int) -> None:
 
 
 def test_kept_descriptors_are_per_thread_and_forgotten_on_demand(root: Path) -> None:
-    here = tree.kept_dir(root, ("documents", "2026"))
-    assert tree.kept_dir(root, ("documents", "2026")) == here
+    parts = ("documents", "2026")
+    here = tree.borrow_dir(root, parts)
+    tree.return_dir(root, parts, here)
+    again = tree.borrow_dir(root, parts)
+    assert again == here
+    tree.return_dir(root, parts, again)
     elsewhere: list[int] = []
-    thread = threading.Thread(target=lambda: elsewhere.append(tree.kept_dir(root, ("documents", "2026"))))
+
+    def borrow_and_return() -> None:
+        elsewhere.append(tree.borrow_dir(root, parts))
+        tree.return_dir(root, parts, elsewhere[0])
+
+    thread = threading.Thread(target=borrow_and_return)
     thread.start()
     thread.join()
     assert elsewhere and elsewhere[0] != here
@@ -182,10 +191,28 @@ def test_kept_descriptors_are_per_thread_and_forgotten_on_demand(root: Path) -> 
         os.fstat(here)
 
 
+def test_a_borrowed_descriptor_outlives_forget_and_eviction(root: Path) -> None:
+    """Nothing else in the thread (a nested commit, a failure, the cap on kept ones) closes it."""
+    borrowed = tree.borrow_dir(root, ("documents",))
+    for n in range(100):  # past the cap: the kept ones are closed, never the borrowed one
+        tree.return_dir(root, (f"d{n}",), tree.borrow_dir(root, (f"d{n}",)))
+    tree.forget_kept()
+    assert names(borrowed) == ["2026"]
+    # Handed back while another is kept under the same name: the extra one is closed, not leaked.
+    kept = tree.borrow_dir(root, ("documents",))
+    tree.return_dir(root, ("documents",), kept)
+    tree.return_dir(root, ("documents",), borrowed)
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        os.fstat(borrowed)
+    assert tree.borrow_dir(root, ("documents",)) == kept
+    os.close(kept)
+
+
 def test_kept_descriptor_follows_its_directory_not_a_swap(root: Path) -> None:
-    fd = tree.kept_dir(root, ("documents", "2026"))
+    fd = tree.borrow_dir(root, ("documents", "2026"))
     (root / "documents" / "2026").rename(root / "documents" / "moved")
     (root / "documents" / "2026").symlink_to(root.parent / "outside")
     # Still the directory it was opened on (now inside the root as "moved"), never the symlink.
     assert names(fd) == ["a.json"]
     assert os.fstat(fd).st_ino == (root / "documents" / "moved").stat().st_ino
+    os.close(fd)

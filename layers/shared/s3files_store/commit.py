@@ -1,36 +1,25 @@
-"""Crash-safe atomic commit of one file under the mount root.
+"""Crash-safe atomic commit of one file under the mount root, whatever its size.
 
-Guarantee: when :func:`commit` returns, ``root/key`` holds exactly ``data`` durably (fsynced on
-the file system); a reader, on the mount or later in S3, sees either the previous file or the
-complete new one, never a partial write. A crash at any step leaves the previous file intact and
-at most one orphan ``.staging/<uuid4hex>.tmp`` that the janitor removes. On failure the staging
-file is removed and :class:`StorageError` names the condition (ENOSPC, EROFS, EIO, ...). Nothing
-is ever written outside the root: every directory is reached through :mod:`s3files_store.tree`,
-which never follows a symlink (:class:`UnsafePathError` names the one in the way).
+Guarantee: once :func:`commit` (or :meth:`Staging.publish`, how :mod:`s3files_store.stream` commits
+streams) returns, ``root/key`` holds exactly the bytes written, fsynced; a reader, on the mount or
+later in S3, sees the previous file or the complete new one, never a partial write. A crash at any
+step leaves the previous file and at most one orphan ``.staging/<uuid4hex>.tmp`` for the janitor.
+A failure removes the staging file and raises :class:`StorageError` naming the condition (ENOSPC,
+EROFS, EIO...). Directories are reached through :mod:`s3files_store.tree`, never via a symlink.
 
-Protocol (S3 Files bills each metadata operation >= 4 KiB, so the hot path has exactly three:
-create, fsync, rename; the Linux NFS client answers a directory fsync locally, since every NFS
-directory operation is already synchronous on the server):
+Protocol (S3 Files bills each metadata operation >= 4 KiB: the hot path has exactly three):
 
 1. ``openat(.staging, <hex>.tmp, O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC, 0o640)``.
-2. ``write`` until every byte is written; ``fsync``; ``close``.
-3. ``renameat(.staging, <hex>.tmp, final directory, name)``: atomic, same file system. On ENOENT
-   with the staging file gone, the reply of a retransmitted NFS rename was lost: success if the
-   final file holds our bytes; otherwise someone removed the staging file, and the error says so.
-4. ``fsync`` the final directory, which makes the rename durable on local file systems too. The
-   staging directory is not fsynced: if its entry's removal were lost, the crash would leave
-   an orphan that the janitor removes, never a partial final file.
+2. ``write`` every byte (a stream: chunk by chunk); ``fsync``; ``close``.
+3. ``renameat(.staging, <hex>.tmp, final directory, name)``: atomic. ENOENT with the staging file
+   gone means the reply of a retransmitted NFS rename was lost: success if the final file holds our
+   bytes, else someone removed the staging file and the error says so.
+4. ``fsync`` the final directory (no NFS call; a durable rename on local file systems). A lost
+   removal of the ``.staging`` entry (not fsynced) leaves an orphan, never a partial file.
 
-The root, ``.staging`` and final directory descriptors are kept between commits
-(:func:`s3files_store.tree.kept_dir`), so a warm commit opens only its staging file: one open
-below a path-based commit, which opens the final directory to fsync it. Directories are created
-on first use, each made durable once. A kept directory removed meanwhile (ENOENT, ESTALE) makes
-the commit walk afresh, once; any failure drops every kept descriptor.
-
-Example:
-    >>> result = commit(Path("/mnt/s3data"), "documents/2026/11/27/a.json", b"{}")
-    >>> result.key, result.bytes
-    ('documents/2026/11/27/a.json', 2)
+Directory descriptors are kept between commits (:func:`tree.borrow_dir`): a warm commit opens only
+its staging file. A kept directory removed meanwhile (ENOENT, ESTALE) makes the create or the rename
+walk afresh, once; any failure forgets them all. ``commit(root, "a/b.json", b"{}").bytes == 2``
 """
 
 from __future__ import annotations
@@ -42,10 +31,14 @@ import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from s3files_store import tree
 from s3files_store.exceptions import StorageError, StoreError
 from s3files_store.keys import STAGING_DIR
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 _STALE = {errno.ENOENT, errno.ESTALE}
 
@@ -62,82 +55,94 @@ class CommitResult:
 
 def commit(root: Path, relative: Path | str, data: bytes) -> CommitResult:
     """Atomically replace ``root/relative`` with ``data`` (see the module docstring)."""
-    parts = PurePosixPath(relative).parts
-    if not parts or parts[0] == "/" or any(part == ".." or part.startswith(".") for part in parts):
-        raise ValueError(f"commit() needs a key relative to the root, outside {STAGING_DIR}; got {relative}")
-    key = "/".join(parts)
-    digest = hashlib.sha256(data).hexdigest()
-    try:
+    digest = hashlib.sha256(data).hexdigest
+    staging = Staging(root, relative)
+    staging.write(data)
+    return staging.publish(len(data), digest)
+
+
+class Staging:
+    """A new staging file: :meth:`write` to it (or to :attr:`fd` in a :meth:`step`), :meth:`publish` it."""
+
+    def __init__(self, root: Path, relative: Path | str) -> None:
+        parts = PurePosixPath(relative).parts
+        if not parts or parts[0] == "/" or any(part == ".." or part.startswith(".") for part in parts):
+            raise ValueError(f"commit() needs a key relative to the root, not in {STAGING_DIR}: {relative}")
+        self.root, self.parts, self.key = root, parts, "/".join(parts)
+        self.name = name = f"{uuid.uuid4().hex}.tmp"
+        self.fd = self._staging_fd = self._final_fd = -1
+        with self.step():
+            self.fd = self._in_dirs(lambda: os.open(name, tree.CREATE_FLAGS, 0o640, dir_fd=self._staging_fd))
+
+    @contextlib.contextmanager
+    def step(self) -> Iterator[None]:
+        """On any failure :meth:`discard`; an OSError becomes a StorageError naming its condition."""
         try:
-            _commit(root, parts, data, digest)
+            yield
+        except BaseException as exc:
+            self.discard()
+            if isinstance(exc, OSError):
+                raise StorageError.from_os_error(exc, f"commit of {self.key}") from exc
+            raise
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Append every byte of ``data`` to the staging file."""
+        with self.step():
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.fd, view) :]
+
+    def publish(self, size: int, digest: Callable[[], str]) -> CommitResult:
+        """Make the bytes written the file at the key, durably; ``digest()`` is awaited after the fsync."""
+        with self.step():
+            fd, self.fd = self.fd, -1
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)  # NFS reports deferred write errors at close too: let them propagate.
+            sha256 = digest()
+            self._in_dirs(lambda: self._rename(size, sha256))
+            os.fsync(self._final_fd)
+            tree.return_dir(self.root, (STAGING_DIR,), self._staging_fd)
+            tree.return_dir(self.root, self.parts[:-1], self._final_fd)
+            self._staging_fd = self._final_fd = -1
+        return CommitResult(path=str(self.root / self.key), key=self.key, bytes=size, sha256=sha256)
+
+    def discard(self, remove: bool = True) -> None:
+        """Remove the staging file (else the janitor will) and forget every kept directory."""
+        if remove and self._staging_fd >= 0:  # fails harmlessly when never created or already renamed
+            with contextlib.suppress(OSError):
+                os.unlink(self.name, dir_fd=self._staging_fd)
+        tree.close_quietly(self.fd, self._staging_fd, self._final_fd)
+        self.fd = self._staging_fd = self._final_fd = -1
+        tree.forget_kept()
+
+    def _in_dirs[T](self, action: Callable[[], T], again: bool = True) -> T:
+        try:
+            if self._final_fd < 0:  # then the staging directory is not borrowed either
+                self._staging_fd = tree.borrow_dir(self.root, (STAGING_DIR,))
+                self._final_fd = tree.borrow_dir(self.root, self.parts[:-1])
+            return action()
         except OSError as exc:
-            if exc.errno not in _STALE:
+            if not again or exc.errno not in _STALE:
                 raise
-            tree.forget_kept()  # a kept directory was removed since the last commit: walk afresh, once
-            _commit(root, parts, data, digest)
-    except OSError as exc:
-        tree.forget_kept()
-        raise StorageError.from_os_error(exc, f"commit of {key}") from exc
-    except StoreError:
-        tree.forget_kept()
-        raise
-    return CommitResult(path=str(root / key), key=key, bytes=len(data), sha256=digest)
+        self.discard(remove=False)  # a kept directory was removed meanwhile: walk afresh, once
+        return self._in_dirs(action, again=False)
 
-
-def _commit(root: Path, parts: tuple[str, ...], data: bytes, digest: str) -> None:
-    staging_fd = tree.kept_dir(root, (STAGING_DIR,))
-    final_fd = tree.kept_dir(root, parts[:-1])
-    name = f"{uuid.uuid4().hex}.tmp"
-    try:
-        _write_staging(staging_fd, name, data)
-        _rename(staging_fd, name, final_fd, parts, len(data), digest)
-        os.fsync(final_fd)
-    except BaseException:
-        # Not created, already renamed, or unremovable now: then the janitor removes it later.
-        with contextlib.suppress(OSError):
-            os.unlink(name, dir_fd=staging_fd)
-        raise
-
-
-def _write_staging(staging_fd: int, name: str, data: bytes) -> None:
-    fd = os.open(name, tree.CREATE_FLAGS, 0o640, dir_fd=staging_fd)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        # NFS reports deferred write errors at close too: let them propagate.
-        os.close(fd)
-
-
-def _rename(
-    staging_fd: int, name: str, final_fd: int, parts: tuple[str, ...], size: int, digest: str
-) -> None:
-    try:
-        os.rename(name, parts[-1], src_dir_fd=staging_fd, dst_dir_fd=final_fd)
-    except FileNotFoundError:
+    def _rename(self, size: int, digest: str) -> None:
         try:
-            os.stat(name, dir_fd=staging_fd, follow_symlinks=False)
+            os.rename(self.name, self.parts[-1], src_dir_fd=self._staging_fd, dst_dir_fd=self._final_fd)
         except FileNotFoundError:
-            pass
-        else:
-            raise  # the staging file is there, so the final directory is gone: walk afresh
-        if _holds(final_fd, parts, size, digest):
-            return
-        raise StorageError(
-            f"commit of {'/'.join(parts)} failed: its staging file {STAGING_DIR}/{name} was removed "
-            f"before the rename, so nothing was committed. A janitor sweeping files younger than the "
-            f"longest commit (STAGING_MAX_AGE_SECONDS), or another client cleaning {STAGING_DIR}, "
-            f"removed it; the invocation fails so Lambda retries it [ENOENT]",
-            errno=errno.ENOENT,
-        ) from None
-
-
-def _holds(final_fd: int, parts: tuple[str, ...], size: int, digest: str) -> bool:
-    try:
-        fd, actual = tree.open_file(final_fd, parts[-1], "/".join(parts), size)
-    except (OSError, StoreError):
-        return False
-    with os.fdopen(fd, "rb") as file:
-        return actual == size and hashlib.file_digest(file, "sha256").hexdigest() == digest
+            if os.access(self.name, os.F_OK, dir_fd=self._staging_fd, follow_symlinks=False):
+                raise  # the staging file is there, so the final directory is gone: walk afresh
+            with contextlib.suppress(OSError, StoreError):  # does the final file hold our bytes?
+                fd, actual = tree.open_file(self._final_fd, self.parts[-1], self.key, size)
+                with os.fdopen(fd, "rb") as file:
+                    if actual == size and hashlib.file_digest(file, "sha256").hexdigest() == digest:
+                        return
+            raise StorageError(
+                f"commit of {self.key} failed: its staging file {STAGING_DIR}/{self.name} was removed before "
+                f"the rename (by a janitor whose STAGING_MAX_AGE_SECONDS is below the longest commit, or "
+                f"another client cleaning {STAGING_DIR}): nothing was committed, Lambda retries [ENOENT]",
+                errno=errno.ENOENT,
+            ) from None

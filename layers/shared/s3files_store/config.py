@@ -4,6 +4,8 @@ Example:
     >>> config = Config.from_env({"MOUNT_ROOT": "/mnt/s3data"})
     >>> config.document_prefix, config.deadline_margin_ms, config.staging_max_age_seconds
     ('documents', 3000, 960)
+    >>> config.archive_max_members, config.archive_max_bytes
+    (10000, 10737418240)
 
 Handlers call :func:`get_config` at invoke time (cached after the first call); tests change the
 environment and call ``get_config.cache_clear()``.
@@ -30,6 +32,10 @@ _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "
 LAMBDA_MAX_TIMEOUT_SECONDS = 900
 # Added to the longest commit before a staging file counts as abandoned (clock steps, slow NFS).
 STAGING_GRACE_SECONDS = 60
+# The most one extraction (the unzip function) writes: an archive over either limit is refused
+# before anything is written. ARCHIVE_MAX_MEMBERS and ARCHIVE_MAX_BYTES raise them.
+ARCHIVE_MAX_MEMBERS = 10_000
+ARCHIVE_MAX_BYTES = 10 * 1024**3
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +50,8 @@ class Config:
     commit_timeout_seconds: int = LAMBDA_MAX_TIMEOUT_SECONDS
     staging_max_age_seconds: int = LAMBDA_MAX_TIMEOUT_SECONDS + STAGING_GRACE_SECONDS
     janitor_max_deletions: int = 1000
+    archive_max_members: int = ARCHIVE_MAX_MEMBERS
+    archive_max_bytes: int = ARCHIVE_MAX_BYTES
 
     @property
     def min_staging_age_seconds(self) -> int:
@@ -93,6 +101,8 @@ class Config:
             commit_timeout_seconds=timeout,
             staging_max_age_seconds=max_age,
             janitor_max_deletions=_integer(environ, "JANITOR_MAX_DELETIONS", 1000, 1, 1_000_000),
+            archive_max_members=_integer(environ, "ARCHIVE_MAX_MEMBERS", ARCHIVE_MAX_MEMBERS, 1, 1_000_000),
+            archive_max_bytes=_integer(environ, "ARCHIVE_MAX_BYTES", ARCHIVE_MAX_BYTES, 1, 2**50),
         )
 
 

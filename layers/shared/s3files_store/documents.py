@@ -179,10 +179,7 @@ def _dated(dir_fd: int, digits: int) -> list[str]:
 
 
 def _load(config: Config, parts: tuple[str, ...]) -> bytes:
-    with tree.opened(tree.open_root(config.mount_root)) as root_fd:
-        dir_fd = tree.open_dir(root_fd, parts[:-1])
-    with tree.opened(dir_fd):
-        fd, _ = tree.open_file(dir_fd, parts[-1], "/".join(parts), RESPONSE_LIMIT_BYTES)
+    fd, _ = tree.open_key(config.mount_root, parts, RESPONSE_LIMIT_BYTES)
     with os.fdopen(fd, "rb") as file:
         data = file.read(RESPONSE_LIMIT_BYTES + 1)
     if len(data) > RESPONSE_LIMIT_BYTES:  # it grew since fstat

@@ -77,7 +77,8 @@ class NotFoundError(StoreError):
 
 
 class DeadlineError(StoreError):
-    """Refused before writing anything: too little invocation time left to commit safely."""
+    """Too little invocation time left to commit safely: refused before writing anything, or a
+    stream stopped early (its staging file removed, nothing committed)."""
 
     status_code = 503
 

@@ -11,7 +11,7 @@ two steps is never followed: nothing outside the root is ever read, written or l
 
 A descriptor keeps naming the directory it was opened on, wherever that directory is moved
 later; only a client that can already write there can move it, so this gives no one access
-they did not have. That is what lets :func:`kept_dir` keep descriptors between commits.
+they did not have. That is what lets :func:`borrow_dir` keep descriptors between commits.
 
 Example:
     >>> root_fd = open_root(Path("/mnt/s3data"))
@@ -49,9 +49,8 @@ class _Kept(dict[tuple[str, ...], int]):
     """One thread's kept descriptors, closed when the thread ends (its locals are released)."""
 
     def close_all(self) -> None:
-        while self:
-            with contextlib.suppress(OSError):
-                os.close(self.popitem()[1])
+        close_quietly(*self.values())
+        self.clear()
 
     def __del__(self) -> None:
         self.close_all()
@@ -61,16 +60,34 @@ class _Kept(dict[tuple[str, ...], int]):
 _local = threading.local()
 
 
-def kept_dir(root: Path, parts: tuple[str, ...]) -> int:
-    """A descriptor of ``root/parts`` kept for this thread's later calls (never close it).
+def borrow_dir(root: Path, parts: tuple[str, ...]) -> int:
+    """A descriptor of ``root/parts``: this thread's kept one when there is one, else a new one.
 
-    Missing directories are created as by ``open_dir(..., create=True)``. The caller drops them
-    all with :func:`forget_kept` after any failure: a kept directory may have been removed.
+    Missing directories are created as by ``open_dir(..., create=True)``. The descriptor is the
+    caller's until it hands it back with :func:`return_dir`, so nothing else in this thread (a
+    nested commit, :func:`forget_kept`) closes it meanwhile. After a failure the caller closes it
+    instead and calls :func:`forget_kept`: a kept directory may have been removed.
     """
-    kept: _Kept = _local.__dict__.setdefault("kept", _Kept())
+    kept = _kept()
     if len(kept) > _MAX_KEPT:
         kept.close_all()
-    return _kept_dir(kept, root, parts)
+    _kept_dir(kept, root, parts)
+    return kept.pop((str(root), *parts))
+
+
+def return_dir(root: Path, parts: tuple[str, ...], fd: int) -> None:
+    """Keep a borrowed descriptor for this thread's next :func:`borrow_dir` of ``root/parts``."""
+    kept = _kept()
+    key = (str(root), *parts)
+    if key in kept:  # a nested commit opened its own meanwhile
+        os.close(fd)
+    else:
+        kept[key] = fd
+
+
+def _kept() -> _Kept:
+    kept: _Kept = _local.__dict__.setdefault("kept", _Kept())
+    return kept
 
 
 def _kept_dir(kept: _Kept, root: Path, parts: tuple[str, ...]) -> int:
@@ -84,10 +101,16 @@ def _kept_dir(kept: _Kept, root: Path, parts: tuple[str, ...]) -> int:
 
 
 def forget_kept() -> None:
-    """Close this thread's kept descriptors; the next :func:`kept_dir` walks from the root again."""
-    kept = _local.__dict__.get("kept")
-    if kept is not None:
-        kept.close_all()
+    """Close this thread's kept descriptors (never borrowed ones); the next borrow walks afresh."""
+    _kept().close_all()
+
+
+def close_quietly(*fds: int) -> None:
+    """Close each descriptor that is not -1, ignoring errors (cleaning up after a failure)."""
+    for fd in fds:
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 @contextlib.contextmanager
@@ -169,6 +192,14 @@ def open_file(dir_fd: int, name: str, shown: str, max_bytes: int) -> tuple[int, 
         os.close(fd)
         raise
     return fd, info.st_size
+
+
+def open_key(root: Path, parts: Sequence[str], max_bytes: int) -> tuple[int, int]:
+    """:func:`open_file` for the key ``parts`` below ``root``: a read descriptor and the size."""
+    with opened(open_root(root)) as root_fd:
+        dir_fd = open_dir(root_fd, parts[:-1])
+    with opened(dir_fd):
+        return open_file(dir_fd, parts[-1], "/".join(parts), max_bytes)
 
 
 def unsafe(exc: OSError, shown: Sequence[str], expected: str) -> OSError | UnsafePathError:

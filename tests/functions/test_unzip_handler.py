@@ -1,0 +1,139 @@
+"""The unzip handler end to end on a real directory: the response, its size cap, metrics, which
+refusals are answered (the event or the archive is at fault) and which are raised for a retry."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from testkit import REPO, write_zip
+
+from s3files_store.exceptions import DeadlineError, NotFoundError, UnsafePathError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+    from types import ModuleType
+
+    from testkit import FakeContext
+
+EVENT = json.loads((REPO / "events" / "unzip.json").read_text())
+MEMBERS = [("readme.txt", b"hello"), ("data/", b""), ("data/2026.csv", b"a,b\n1,2\n")]
+
+
+@pytest.fixture
+def archive(root: Path) -> Path:
+    """The archive the sample event names, with a few members."""
+    return write_zip(root / EVENT["archive"], MEMBERS)
+
+
+def metrics_of(lines: list[str]) -> dict[str, Any]:
+    (blob,) = [blob for blob in map(json.loads, lines) if "_aws" in blob]
+    return blob
+
+
+def test_the_sample_event_extracts_every_member(
+    unzip: ModuleType, root: Path, archive: Path, context: FakeContext, stdout_lines: Callable[[], list[str]]
+) -> None:
+    response = unzip.handler(EVENT, context)
+    destination = EVENT["destination"]
+    assert response == {
+        "statusCode": 200,
+        "archive": EVENT["archive"],
+        "destination": destination,
+        "files": 2,
+        "directories": 1,
+        "bytes": 5 + 8,
+        "members": [
+            {"key": f"{destination}/{name}", "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+            for name, data in MEMBERS
+            if not name.endswith("/")
+        ],
+        "members_truncated": False,
+    }
+    assert (root / destination / "data" / "2026.csv").read_bytes() == b"a,b\n1,2\n"
+    blob = metrics_of(stdout_lines())
+    assert (blob["ExtractedFiles"], blob["ExtractedBytes"]) == ([2.0], [13.0])
+
+
+def test_the_member_list_is_capped(
+    unzip: ModuleType, root: Path, context: FakeContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(unzip, "MAX_LISTED_MEMBERS", 3)
+    write_zip(root / EVENT["archive"], [(f"f{n}.txt", b"x") for n in range(5)])
+    response = unzip.handler(EVENT, context)
+    assert (response["files"], len(response["members"]), response["members_truncated"]) == (5, 3, True)
+
+
+@pytest.mark.parametrize(
+    ("members", "status"),
+    [
+        ([("../../escape.txt", b"x")], 400),
+        ([("ok.txt", b"x"), ("/etc/passwd", b"x")], 400),
+        ([("bomb.bin", bytes(32 * 1024 * 1024))], 413),
+    ],
+    ids=["zip-slip", "absolute", "bomb"],
+)
+def test_hostile_archives_are_answered_and_write_nothing(
+    unzip: ModuleType,
+    root: Path,
+    context: FakeContext,
+    stdout_lines: Callable[[], list[str]],
+    members: list[tuple[str, bytes]],
+    status: int,
+) -> None:
+    write_zip(root / EVENT["archive"], members)
+    response = unzip.handler(EVENT, context)
+    assert response["statusCode"] == status
+    assert "nothing was extracted" in response["error"].lower()
+    assert not (root / "extracted").exists()
+    assert not (root.parent / "escape.txt").exists()
+    assert metrics_of(stdout_lines())["RejectedRequests"] == [1.0]
+
+
+@pytest.mark.parametrize(
+    "event",
+    [[1, 2], {}, {"archive": EVENT["archive"]}, {"archive": "../x.zip", "destination": "a"}],
+    ids=["not-an-object", "empty", "no-destination", "traversal"],
+)
+def test_bad_events_are_400(unzip: ModuleType, root: Path, context: FakeContext, event: Any) -> None:
+    response = unzip.handler(event, context)
+    assert response["statusCode"] == 400 and response["error"]
+
+
+def test_a_missing_archive_raises_for_a_retry(
+    unzip: ModuleType, root: Path, context: FakeContext, stdout_lines: Callable[[], list[str]]
+) -> None:
+    """An object just uploaded may not be on the mount yet: raising lets Lambda retry the event."""
+    with pytest.raises(NotFoundError, match="no archive at"):
+        unzip.handler(EVENT, context)
+    assert metrics_of(stdout_lines())["ExtractFailures"] == [1.0]
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo"])
+def test_an_archive_that_is_not_a_regular_file_raises(
+    unzip: ModuleType, root: Path, tmp_path: Path, context: FakeContext, kind: str
+) -> None:
+    path = root / EVENT["archive"]
+    path.parent.mkdir(parents=True)
+    if kind == "symlink":
+        path.symlink_to(write_zip(tmp_path / "outside.zip", MEMBERS))
+    else:
+        os.mkfifo(path)
+    with pytest.raises(UnsafePathError, match="never"):
+        unzip.handler(EVENT, context)
+    assert not (root / "extracted").exists()
+
+
+def test_too_little_time_raises_and_writes_nothing(
+    unzip: ModuleType, root: Path, archive: Path, context: FakeContext
+) -> None:
+    context.remaining_ms = 1000  # below DEADLINE_MARGIN_MS (3000)
+    with pytest.raises(DeadlineError, match="Timeout") as caught:
+        unzip.handler(EVENT, context)
+    assert "0 files and 0 directories" in " ".join(caught.value.__notes__)
+    assert not list((root / "extracted").rglob("*.*"))
+    assert list((root / ".staging").iterdir()) == []
