@@ -26,6 +26,8 @@ KIB = 1024
 # 6 MB: about the largest document a reader's response can carry back (6,291,456 bytes in all).
 SIZES = {"1 KiB": KIB, "64 KiB": 64 * KIB, "1 MiB": KIB * KIB, "6 MB": 6_000_000}
 VARIANTS = ("writer", "commit", "floor")
+# Throughput pairs whose ratios spread wider than this fraction of their median are not judged.
+NOISY_SPREAD = 0.25
 
 
 def commit_latency(writer: Writer, rounds: dict[str, int]) -> dict[str, Any]:
@@ -109,10 +111,17 @@ def throughput(writer: Writer, process_counts: tuple[int, ...], seconds: float, 
                     rates[variant].append(_phase(jobs[variant], processes, seconds, phase))
             shutil.rmtree(target)
             target.mkdir(parents=True)
+            ratios = [ratio(w, f) for w, f in zip(rates["writer"], rates["floor"], strict=True)]
+            middle = p50(ratios)
             results[str(processes)] = {
                 "writer": p50(rates["writer"]),
                 "floor": p50(rates["floor"]),
-                "ratio": p50([ratio(w, f) for w, f in zip(rates["writer"], rates["floor"], strict=True)]),
+                "ratio": middle,
+                "ratio_min": min(ratios),
+                "ratio_max": max(ratios),
+                # The pairs disagree by more than NOISY_SPREAD of their median: the machine's other
+                # work, not the code, decided the figure.
+                "noisy": (max(ratios) - min(ratios)) > NOISY_SPREAD * middle,
                 "pairs": pairs,
             }
     return results
