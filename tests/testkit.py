@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 REPO = Path(__file__).resolve().parents[1]
+# The functions of functions/template.yaml by logical id: the template, build and SAR tests check each
+# of them (tests/template/test_template_parameters.py holds this list to the template itself).
+FUNCTION_IDS = ("WriterFunction", "ReaderFunction", "JanitorFunction", "UnzipFunction")
 
 
 @dataclass

@@ -24,7 +24,7 @@ from samcli.vendor.serverlessrepo import publish as serverlessrepo_publish
 from samcli.vendor.serverlessrepo.exceptions import ServerlessRepoError
 from samcli.vendor.serverlessrepo.publish import publish_application
 from samcli.yamlhelper import yaml_dump, yaml_parse
-from testkit import REPO
+from testkit import FUNCTION_IDS, REPO
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -33,7 +33,6 @@ ARTIFACTS = "my-artifacts"
 REGION = "eu-west-1"
 APPLICATION_ID = "arn:aws:serverlessrepo:eu-west-1:123456789012:applications/s3files-lambda-atomic-commit"
 METADATA = "AWS::ServerlessRepo::Application"
-FUNCTIONS = ("WriterFunction", "ReaderFunction", "JanitorFunction")
 
 
 def package_with_moto(args: list[str]) -> None:
@@ -118,7 +117,7 @@ def test_packaging_uploads_the_code_license_and_readme(packaged: dict) -> None:
         metadata["ReadmeUrl"],
         resources["SharedLayer"]["Properties"]["ContentUri"],
     ]
-    uris += [resources[name]["Properties"]["CodeUri"] for name in FUNCTIONS]
+    uris += [resources[name]["Properties"]["CodeUri"] for name in FUNCTION_IDS]
     assert all(uri.startswith(f"s3://{ARTIFACTS}/") for uri in uris), uris
     assert len(set(uris)) == len(uris)
 
