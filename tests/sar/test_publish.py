@@ -4,6 +4,7 @@ here in-process, `sam package` against moto's S3 and `sam publish` against a stu
 from __future__ import annotations
 
 import copy
+import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -211,7 +212,12 @@ def test_make_publish_packages_and_publishes_the_nested_build_output(
 ) -> None:
     dry_run = run_make("-n", "publish", f"BUCKET={ARTIFACTS}", f"REGION={REGION}", "VERSION=1.2.3")
     assert dry_run.returncode == 0, dry_run.stderr
-    commands = [shlex.split(line) for line in dry_run.stdout.splitlines() if line.startswith("sam ")]
+    # Each sam command make would run, up to a shell operator (`make build` sends sam's output to a log).
+    commands = [
+        shlex.split(command[1])
+        for line in dry_run.stdout.splitlines()
+        if (command := re.match(r"\s*(sam [^<>|;&]*)", line))
+    ]
     assert [c[:2] for c in commands] == [["sam", "build"], ["sam", "package"], ["sam", "publish"]]
     build, package, publish = (c[2:] for c in commands)
     # Each command line must parse with sam's own options, and each step read what the last wrote.
