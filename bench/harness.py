@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 REPO = Path(__file__).resolve().parent.parent
-FUNCTIONS = ("writer", "reader", "janitor")
+FUNCTIONS = ("writer", "reader", "janitor", "unzip")
 BARE_HANDLER = (
     "import json\nimport os\nimport uuid\n\n\n"
     "def handler(event, context):\n"

@@ -27,7 +27,7 @@ import coldstart
 import latency
 import streaming
 import syscalls
-from harness import REPO, Code, Writer, local_invoke
+from harness import FUNCTIONS, REPO, Code, Writer, local_invoke
 
 FULL = {
     "import_runs": 30,
@@ -118,7 +118,7 @@ def _startup_rows(results: dict[str, Any]) -> list[str]:
                 "",
             ),
         ]
-        for name in ("writer", "reader", "janitor"):
+        for name in FUNCTIONS:
             r = imports[name]["ratio_vs_bare_plus_powertools"]
             rows.append(
                 _row(
@@ -130,7 +130,7 @@ def _startup_rows(results: dict[str, Any]) -> list[str]:
                 )
             )
     rie = results.get("rie", {})
-    for name in (n for n in ("writer", "reader", "janitor", f"writer {coldstart.WITHOUT_PYC}") if n in rie):
+    for name in (n for n in (*FUNCTIONS, f"writer {coldstart.WITHOUT_PYC}") if n in rie):
         rows.append(
             _row(
                 f"First invoke via RIE: {name} vs bare handler",
@@ -299,7 +299,7 @@ def measure(code: Code, build_dir: Path, settings: dict[str, Any], work: Path) -
     )
     print("[bench] streaming commits (64 MiB, 1 GiB)...", file=sys.stderr)
     results["streaming"] = streaming.measure(code.layer, root, work, STREAM_SIZES, settings["stream_rounds"])
-    names = ("WriterFunction", "ReaderFunction", "JanitorFunction", "SharedLayer")
+    names = (*(f"{name.capitalize()}Function" for name in FUNCTIONS), "SharedLayer")
     app = local_invoke().functions_build_dir(build_dir)
     results["sizes"] = {name: zipped_kib(app / name) for name in names}
     if plain:

@@ -42,6 +42,7 @@ from s3files_ops.checklist import CONNECT_FIX, Clock, print_checklist, skip, std
 from s3files_ops.infra import (
     AVAILABLE,
     FUNCTION_NETWORK,
+    FUNCTION_OUTPUTS,
     SECURITY_GROUPS,
     check_function_network,
     check_security_groups,
@@ -109,7 +110,7 @@ def run_verify(
         later = (AVAILABLE, SECURITY_GROUPS, FUNCTION_NETWORK, WRITER, READER, EXPORT, LOGS)
         return [outputs_step, *(skip(name, "no stack outputs") for name in later)]
     out: dict[str, str] = outputs_step.data
-    functions = [out["WriterFunctionName"], out["ReaderFunctionName"], out["JanitorFunctionName"]]
+    functions = [out[key] for key in FUNCTION_OUTPUTS]
     available = wait_available(clients.s3files, out["FileSystemId"], clock, wait_seconds, progress=progress)
     targets = available.data or []
     results = [

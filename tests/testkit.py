@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import re
 import sys
 import zipfile
 from dataclasses import dataclass
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 REPO = Path(__file__).resolve().parents[1]
+# The functions of functions/template.yaml by logical id: the template, build and SAR tests check each
+# of them (tests/template/test_template_parameters.py holds this list to the template itself).
+FUNCTION_IDS = ("WriterFunction", "ReaderFunction", "JanitorFunction", "UnzipFunction")
 
 
 @dataclass
@@ -46,6 +50,14 @@ def write_zip(
         for name, data in members:
             archive.writestr(name, data)
     return path
+
+
+def readme_blocks(section: str, language: str) -> list[str]:
+    """The ```language code blocks of README.md's section ``## section``, in order."""
+    text = (REPO / "README.md").read_text()
+    start = text.index(f"\n## {section}\n")
+    end = text.find("\n## ", start + 1)
+    return re.findall(rf"^```{language}\n(.*?)^```$", text[start : end if end >= 0 else None], re.M | re.S)
 
 
 def load_module(name: str, path: Path) -> ModuleType:

@@ -15,13 +15,13 @@ if TYPE_CHECKING:
     from botocore.client import BaseClient
 
 NFS_PORT = 2049
+# Every function of the stack: each is checked for its network and mount, and its logs are scanned.
+FUNCTION_OUTPUTS = ("WriterFunctionName", "ReaderFunctionName", "JanitorFunctionName", "UnzipFunctionName")
 REQUIRED_OUTPUTS = (
     "FileSystemId",
     "AccessPointArn",
     "CommittedFilesS3Prefix",
-    "WriterFunctionName",
-    "ReaderFunctionName",
-    "JanitorFunctionName",
+    *FUNCTION_OUTPUTS,
     "FunctionSecurityGroupId",
     "MountTargetSecurityGroupId",
 )

@@ -62,7 +62,7 @@ def test_sigkill_never_leaves_a_partial_document(
     assert orphans, "no kill landed mid-commit: nothing tested the crash path"
     assert all(path.suffix == ".tmp" and path.is_file() for path in orphans), orphans
 
-    # Age the orphans past STAGING_MAX_AGE_SECONDS (default 900 s) and run the janitor handler.
+    # Age the orphans past STAGING_MAX_AGE_SECONDS (default 960 s) and run the janitor handler.
     an_hour_ago = time.time() - 3600
     for path in orphans:
         os.utime(path, (an_hour_ago, an_hour_ago))

@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from testkit import write_zip
+from testkit import FUNCTION_IDS, write_zip
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -137,7 +136,7 @@ def test_janitor_schedule_event_removes_only_old_staging_files(invoke: Any, moun
     old, fresh = staging / "0123abcd.tmp", staging / "4567ef01.tmp"
     old.write_bytes(b"{half a docu")
     fresh.write_bytes(b"{in flight")
-    # Older than STAGING_MAX_AGE_SECONDS (900 s in the template and env.json).
+    # Older than STAGING_MAX_AGE_SECONDS (960 s in the template and env.json).
     os.utime(old, (time.time() - 3600, time.time() - 3600))
     result = invoke("janitor", event)
     assert result.ok, (result.payload, result.logs)
@@ -146,43 +145,11 @@ def test_janitor_schedule_event_removes_only_old_staging_files(invoke: Any, moun
     assert fresh.exists()
 
 
-UNZIP_TEMPLATE = """\
-Globals:
-  Function:
-    Timeout: 120
-    MemorySize: 1769
-    Environment:
-      Variables:
-        MOUNT_ROOT: /mnt/s3data
-        REQUIRE_MOUNT: "true"
-        POWERTOOLS_METRICS_NAMESPACE: S3FilesLambda
-Resources:
-  UnzipFunction:
-    Type: AWS::Serverless::Function
-    Properties:
-      CodeUri: UnzipFunction
-      Environment:
-        Variables:
-          POWERTOOLS_SERVICE_NAME: unzip
-"""
-
-
-def test_unzip_extracts_the_archive_its_sample_event_names(
-    local_invoke: ModuleType, build_dir: Path, mount_root: Path, tmp_path: Path
-) -> None:
-    """The build directory holds the session's built layer and functions/unzip as sam build copies
-    a function without requirements; the function's own lines in template.yaml are checked with the
-    template's tests."""
-    build = tmp_path / "build"
-    app = local_invoke.functions_build_dir(build)
-    app.mkdir(parents=True)
-    (app / "SharedLayer").symlink_to(local_invoke.functions_build_dir(build_dir) / "SharedLayer")
-    shutil.copytree(REPO / "functions" / "unzip", app / "UnzipFunction")
-    (app / "template.yaml").write_text(UNZIP_TEMPLATE)
+def test_unzip_extracts_the_archive_its_sample_event_names(invoke: Any, mount_root: Path) -> None:
     event = load_event("unzip.json")
     members = [("readme.txt", b"hello"), ("tables/orders.csv", b"id,total\n1,9.5\n")]
     write_zip(mount_root / event["archive"], members)
-    result = local_invoke.invoke("unzip", event, build_dir=build, mount_root=mount_root)
+    result = invoke("unzip", event)
     assert result.ok, (result.payload, result.logs)
     assert result.payload["files"] == 2 and result.payload["bytes"] == 5 + 15
     for name, data in members:
@@ -190,7 +157,7 @@ def test_unzip_extracts_the_archive_its_sample_event_names(
     assert list((mount_root / ".staging").iterdir()) == []
     # The same event against an archive that is not there: raised (retried by Lambda), not answered.
     (mount_root / event["archive"]).unlink()
-    missing = local_invoke.invoke("unzip", event, build_dir=build, mount_root=mount_root)
+    missing = invoke("unzip", event)
     assert missing.function_error and missing.payload["errorType"] == "NotFoundError"
 
 
@@ -218,11 +185,11 @@ def test_env_file_declares_only_variables_the_template_declares(
 ) -> None:
     # sam local invoke silently ignores env.json variables the template does not declare.
     env = load_event("env.json")
-    assert set(env) == {"Parameters", "WriterFunction", "ReaderFunction", "JanitorFunction"}
+    assert set(env) == {"Parameters", *FUNCTION_IDS}
     assert env["Parameters"]["REQUIRE_MOUNT"] == "false"
     # /tmp: the one writable directory every sam local container has (tests/sam_local runs it there).
     assert env["Parameters"]["MOUNT_ROOT"] == "/tmp"
-    for logical_id in ("WriterFunction", "ReaderFunction", "JanitorFunction"):
+    for logical_id in FUNCTION_IDS:
         declared = local_invoke.function_settings(build_dir, logical_id)[3]
         assert set(env["Parameters"]) | set(env[logical_id]) <= set(declared), logical_id
 

@@ -42,7 +42,7 @@ def test_default_age_from_config(
 def test_age_from_event(
     janitor: ModuleType, root: Path, context: FakeContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("COMMIT_TIMEOUT_SECONDS", "30")  # what the template passes: the writer's Timeout
+    monkeypatch.setenv("COMMIT_TIMEOUT_SECONDS", "30")  # a stack whose only committer is the writer (30 s)
     get_config.cache_clear()
     orphan(root, "a.tmp", 200)
     response = janitor.handler({"older_than_seconds": 100}, context)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from botocore.stub import Stubber
     from verify_fakes import FakeClock, Net
 
-FUNCTIONS = ("writer", "reader", "janitor")
+FUNCTIONS = ("writer", "reader", "janitor", "unzip")
 
 
 @pytest.fixture

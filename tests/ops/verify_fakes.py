@@ -123,6 +123,7 @@ def create_stack(net: Net, name: str = "app", drop: tuple[str, ...] = ()) -> dic
         "WriterFunctionName": "writer",
         "ReaderFunctionName": "reader",
         "JanitorFunctionName": "janitor",
+        "UnzipFunctionName": "unzip",
         "FunctionSecurityGroupId": net.function_sg,
         "MountTargetSecurityGroupId": net.mount_target_sg,
         "FunctionSubnetIds": f"{net.subnet_a},{net.subnet_b}",

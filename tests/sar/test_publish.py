@@ -4,6 +4,7 @@ here in-process, `sam package` against moto's S3 and `sam publish` against a stu
 from __future__ import annotations
 
 import copy
+import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -24,7 +25,7 @@ from samcli.vendor.serverlessrepo import publish as serverlessrepo_publish
 from samcli.vendor.serverlessrepo.exceptions import ServerlessRepoError
 from samcli.vendor.serverlessrepo.publish import publish_application
 from samcli.yamlhelper import yaml_dump, yaml_parse
-from testkit import REPO
+from testkit import FUNCTION_IDS, REPO
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -33,7 +34,6 @@ ARTIFACTS = "my-artifacts"
 REGION = "eu-west-1"
 APPLICATION_ID = "arn:aws:serverlessrepo:eu-west-1:123456789012:applications/s3files-lambda-atomic-commit"
 METADATA = "AWS::ServerlessRepo::Application"
-FUNCTIONS = ("WriterFunction", "ReaderFunction", "JanitorFunction")
 
 
 def package_with_moto(args: list[str]) -> None:
@@ -118,7 +118,7 @@ def test_packaging_uploads_the_code_license_and_readme(packaged: dict) -> None:
         metadata["ReadmeUrl"],
         resources["SharedLayer"]["Properties"]["ContentUri"],
     ]
-    uris += [resources[name]["Properties"]["CodeUri"] for name in FUNCTIONS]
+    uris += [resources[name]["Properties"]["CodeUri"] for name in FUNCTION_IDS]
     assert all(uri.startswith(f"s3://{ARTIFACTS}/") for uri in uris), uris
     assert len(set(uris)) == len(uris)
 
@@ -212,7 +212,12 @@ def test_make_publish_packages_and_publishes_the_nested_build_output(
 ) -> None:
     dry_run = run_make("-n", "publish", f"BUCKET={ARTIFACTS}", f"REGION={REGION}", "VERSION=1.2.3")
     assert dry_run.returncode == 0, dry_run.stderr
-    commands = [shlex.split(line) for line in dry_run.stdout.splitlines() if line.startswith("sam ")]
+    # Each sam command make would run, up to a shell operator (`make build` sends sam's output to a log).
+    commands = [
+        shlex.split(command[1])
+        for line in dry_run.stdout.splitlines()
+        if (command := re.match(r"\s*(sam [^<>|;&]*)", line))
+    ]
     assert [c[:2] for c in commands] == [["sam", "build"], ["sam", "package"], ["sam", "publish"]]
     build, package, publish = (c[2:] for c in commands)
     # Each command line must parse with sam's own options, and each step read what the last wrote.

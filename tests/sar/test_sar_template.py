@@ -12,10 +12,9 @@ from typing import Any
 import botocore
 import pytest
 from samcli.yamlhelper import yaml_parse
-from testkit import REPO, transform
+from testkit import FUNCTION_IDS, REPO, transform
 
 ALLOWLIST = REPO / "sar" / "allowed-resource-types.txt"
-FUNCTIONS = ("WriterFunction", "ReaderFunction", "JanitorFunction")
 FILE_SYSTEM_ARN = "arn:aws:s3files:us-east-1:123456789012:file-system/fs-0123456789abcdef0"
 ACCESS_POINT_ARN = f"{FILE_SYSTEM_ARN}/access-point/fsap-0123456789abcdef0"
 # What a SAR user passes: existing resources, lists as CloudFormation takes them.
@@ -83,7 +82,7 @@ def test_arn_patterns_agree_with_the_s3files_service_model(functions_template: d
 
 
 def test_deployed_alone_the_functions_use_the_given_resources(transformed: dict[str, Any]) -> None:
-    for function in FUNCTIONS:
+    for function in FUNCTION_IDS:
         properties = transformed["Resources"][function]["Properties"]
         assert properties["FileSystemConfigs"][0]["Arn"] == {"Ref": "AccessPointArn"}
         assert properties["VpcConfig"] == {
@@ -100,7 +99,7 @@ def _statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
 
 def test_no_permission_pattern_that_sar_blocks(transformed: dict[str, Any]) -> None:
     roles = [r for r in transformed["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
-    assert len(roles) == len(FUNCTIONS)
+    assert len(roles) == len(FUNCTION_IDS)
     assert "AWSLambda_FullAccess" not in json.dumps(roles)
     statements = [s for role in roles for p in role["Properties"].get("Policies", []) for s in _statements(p)]
     assert statements

@@ -14,10 +14,12 @@ import re
 from typing import Any
 
 from template_model import as_list
+from testkit import FUNCTION_IDS
 
-FUNCTIONS = ("WriterFunction", "ReaderFunction", "JanitorFunction")
-# The functions that serve requests, which a reservation (ReservedConcurrency) is for.
-SERVING = ("WriterFunction", "ReaderFunction")
+FUNCTIONS = FUNCTION_IDS
+# The functions that serve requests, which a reservation (ReservedConcurrency) is for: all but the
+# scheduled janitor.
+SERVING = ("WriterFunction", "ReaderFunction", "UnzipFunction")
 PREFIX_LIST_LOOKUP = "PrefixListLookupFunction"
 CLIENT_ACCESS = ("s3files:ClientMount", "s3files:ClientWrite", "s3files:ClientRootAccess")
 # s3files_store.config.STAGING_GRACE_SECONDS: added to the longest commit before a staging file is abandoned.
@@ -26,6 +28,7 @@ CLIENT_ACTIONS = {
     "WriterFunction": {"s3files:ClientMount", "s3files:ClientWrite"},
     "ReaderFunction": {"s3files:ClientMount"},
     "JanitorFunction": {"s3files:ClientMount", "s3files:ClientWrite"},
+    "UnzipFunction": {"s3files:ClientMount", "s3files:ClientWrite"},
 }
 DIRECT_READ_ACTIONS = {"s3:GetObject", "s3:GetObjectVersion"}
 CONTRACT_OUTPUTS = {
@@ -35,17 +38,11 @@ CONTRACT_OUTPUTS = {
     "AccessPointArn",
     "MountPath",
     "CommittedFilesS3Prefix",
-    "WriterFunctionName",
-    "WriterFunctionArn",
-    "ReaderFunctionName",
-    "ReaderFunctionArn",
-    "JanitorFunctionName",
-    "JanitorFunctionArn",
     "FunctionSecurityGroupId",
     "MountTargetSecurityGroupId",
     "FunctionSubnetIds",
     "DeadLetterQueueUrl",
-}
+}  # and every function's own (function_outputs)
 MOUNT_ERROR_TERMS = ("S3FilesMount", "MountError", "Permission denied", "Stale file handle")
 LOG_RETENTION_DAYS = {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192}
 LOG_RETENTION_DAYS |= {2557, 2922, 3288, 3653}
@@ -56,6 +53,14 @@ MAX_POSIX_ID = 4294967295
 MAX_SECONDARY_GIDS = 16
 # DataBucket's objects, written with its ARN or (as the functions stack does) with its name.
 BUCKET_OBJECTS = ("${DataBucket.Arn}/", "arn:${AWS::Partition}:s3:::${DataBucket}/")
+
+
+def function_outputs(function: str) -> tuple[str, str, str]:
+    """The outputs every function has: its name, its ARN and its log group's name."""
+    return f"{function}Name", f"{function}Arn", f"{function.removesuffix('Function')}LogGroupName"
+
+
+CONTRACT_OUTPUTS |= {name for fn in FUNCTIONS for name in function_outputs(fn)}
 
 
 def getatt(resource: str, attribute: str) -> dict[str, list[str]]:
@@ -789,7 +794,9 @@ def check_outputs(template: dict[str, Any]) -> list[str]:
         "DeadLetterQueueUrl": ref("DeadLetterQueue"),
     }
     for fn in FUNCTIONS:
-        expected |= {f"{fn}Name": ref(fn), f"{fn}Arn": getatt(fn, "Arn")}
+        # The functions log to their own groups (LoggingConfig), not to /aws/lambda/<function name>.
+        group = props(template, fn).get("LoggingConfig", {}).get("LogGroup")
+        expected |= dict(zip(function_outputs(fn), (ref(fn), getatt(fn, "Arn"), group), strict=True))
     problems += [
         f"output {name} must be {value}, is {outputs[name].get('Value')}"
         for name, value in expected.items()

@@ -13,8 +13,7 @@ from samcli.lib.providers.sam_function_provider import SamFunctionProvider
 from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
 from samcli.yamlhelper import yaml_parse
 from template_model import NESTED_ID, REPO
-
-FUNCTIONS = ("WriterFunction", "ReaderFunction", "JanitorFunction")
+from testkit import FUNCTION_IDS as FUNCTIONS
 
 
 @pytest.fixture(scope="module")

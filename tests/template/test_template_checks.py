@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 import template_checks as tc
+from samcli.yamlhelper import yaml_parse
 from template_model import LINKS, MODES, NESTED_ID, compose, resolve
-from testkit import transform
+from testkit import readme_blocks, transform
 
 Template = dict[str, Any]
 # A check, a breakage it must catch, and the mode to break.
@@ -219,11 +220,24 @@ def _reserve_zero(t: Template) -> None:
     _p(t, "WriterFunction")["ReservedConcurrentExecutions"] = "0"
 
 
-def _longer_writer(t: Template) -> None:
-    _p(t, "WriterFunction")["Timeout"] = 60
+def _unreserved_unzip(t: Template) -> None:
+    del _p(t, "UnzipFunction")["ReservedConcurrentExecutions"]
+
+
+def _read_only_unzip(t: Template) -> None:
+    [statement] = [s for s in tc.role_statements(t, "UnzipFunction") if "s3files:ClientWrite" in s["Action"]]
+    statement["Action"].remove("s3files:ClientWrite")
+
+
+def _janitor_sized_for_the_writer_alone(t: Template) -> None:
+    # The wiring before the unzip function: its 15-minute extractions would lose staging files.
+    _p(t, "JanitorFunction")["Environment"]["Variables"]["COMMIT_TIMEOUT_SECONDS"] = "30"
 
 
 def _janitor_outlives_its_probe(t: Template) -> None:
+    for committer in ("WriterFunction", "UnzipFunction"):
+        _p(t, committer)["Timeout"] = 30
+    _p(t, "JanitorFunction")["Environment"]["Variables"]["COMMIT_TIMEOUT_SECONDS"] = "30"
     _p(t, "JanitorFunction")["Timeout"] = 100
 
 
@@ -439,7 +453,9 @@ BROKEN: list[Case] = [
     (tc.check_concurrency, _single_flight_janitor, "create-vpc"),
     (tc.check_concurrency, _single_flight_janitor, "existing-vpc"),
     (tc.check_concurrency, _reserve_zero, "existing-vpc"),
-    (tc.check_janitor, _longer_writer, "create-vpc"),
+    (tc.check_concurrency, _unreserved_unzip, "existing-vpc"),
+    (tc.check_function_iam, _read_only_unzip, "create-vpc"),
+    (tc.check_janitor, _janitor_sized_for_the_writer_alone, "create-vpc"),
     (tc.check_janitor, _janitor_outlives_its_probe, "create-vpc"),
     (tc.check_file_system, _sync_role_deletes_versions, "create-vpc"),
     (tc.check_file_system, _sync_role_deletes_by_wildcard, "existing-vpc"),
@@ -572,6 +588,35 @@ def test_a_reservation_reaches_the_functions_that_serve_requests(resolved: dict[
     assert reserved == dict.fromkeys(tc.SERVING, MODES["existing-vpc"]["ReservedConcurrency"])
 
 
+def test_the_readme_lines_for_a_new_function_pass_the_checks_of_a_function(
+    functions_template: Template,
+    transformed: dict[str, Template],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # README, "Add your own function": its resources, added to functions/template.yaml as they are.
+    [lines] = readme_blocks("Add your own function", "yaml")
+    added = yaml_parse(lines)
+    [new] = [rid for rid, r in added.items() if r["Type"] == "AWS::Serverless::Function"]
+    functions = copy.deepcopy(functions_template)
+    functions["Resources"] |= added
+    monkeypatch.setattr(tc, "FUNCTIONS", (*tc.FUNCTIONS, new))
+    monkeypatch.setitem(tc.CLIENT_ACTIONS, new, {"s3files:ClientMount", "s3files:ClientWrite"})
+    checks = (
+        tc.check_function_mounts,
+        tc.check_function_iam,
+        tc.check_security_groups,
+        tc.check_environment,
+        tc.check_dead_letter,
+        tc.check_concurrency,
+        tc.check_janitor,
+    )
+    functions_transformed = transform(functions, {})
+    for mode, overrides in MODES.items():
+        stack = compose(resolve(transformed[mode], overrides), functions_transformed)
+        assert new in stack["Resources"]
+        assert [problem for check in checks for problem in check(stack)] == [], mode
+
+
 def test_secondary_gids_only_when_given(resolved: dict[str, Template]) -> None:
     assert "SecondaryGids" not in _p(resolved["create-vpc"], "AccessPoint")["PosixUser"]
     given = MODES["existing-vpc"]["PosixSecondaryGids"].split(",")
@@ -639,6 +684,14 @@ def _reexport_the_reader_as_the_writer(t: Template) -> None:
     t["Outputs"]["WriterFunctionName"]["Value"] = tc.getatt(NESTED_ID, "Outputs.ReaderFunctionName")
 
 
+def _reexport_the_writer_logs_as_unzip_logs(t: Template) -> None:
+    t["Outputs"]["UnzipLogGroupName"]["Value"] = tc.getatt(NESTED_ID, "Outputs.WriterLogGroupName")
+
+
+def _forget_to_reexport_unzip(t: Template) -> None:
+    del t["Outputs"]["UnzipFunctionArn"]
+
+
 NESTING_BROKEN: list[Case] = [
     (tc.check_function_mounts, _nest_without_depends_on, "create-vpc"),
     (tc.check_function_mounts, _nest_after_one_mount_target, "existing-vpc"),
@@ -650,6 +703,8 @@ NESTING_BROKEN: list[Case] = [
     (tc.check_function_mounts, _pass_the_mount_target_group, "existing-vpc"),
     (tc.check_function_mounts, _pass_one_subnet, "create-vpc"),
     (tc.check_outputs, _reexport_the_reader_as_the_writer, "existing-vpc"),
+    (tc.check_outputs, _reexport_the_writer_logs_as_unzip_logs, "create-vpc"),
+    (tc.check_outputs, _forget_to_reexport_unzip, "create-vpc"),
     # Direct reads left on in an existing VPC without S3PrefixListId, where no HTTPS egress exists.
     (tc.check_security_groups, _pass_direct_reads_through, "existing-vpc-no-prefix-list"),
 ]

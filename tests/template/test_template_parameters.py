@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 from template_model import FUNCTIONS_TEMPLATE, LINKS, NESTED_ID, REPO, allowed
+from testkit import FUNCTION_IDS, load_module
 
 CONTRACT_PARAMETERS = {
     "VpcId",
@@ -224,11 +225,22 @@ def test_function_globals(functions_template: dict[str, Any]) -> None:
     assert function["Layers"] == [{"Ref": "SharedLayer"}]
 
 
-@pytest.mark.parametrize("name", ["writer", "reader", "janitor"])
-def test_function_code_location(functions_template: dict[str, Any], name: str) -> None:
-    function = functions_template["Resources"][f"{name.capitalize()}Function"]
-    assert function["Type"] == "AWS::Serverless::Function"
-    assert function["Properties"]["CodeUri"] == f"{name}/"
+def test_every_function_is_checked_and_invokable_locally(functions_template: dict[str, Any]) -> None:
+    # A new function joins the template, build and SAR checks through testkit.FUNCTION_IDS, and
+    # `make invoke` and the sam local tier through scripts/local_invoke.py's LOGICAL_IDS.
+    functions = {
+        rid for rid, r in functions_template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"
+    }
+    assert functions == set(FUNCTION_IDS)
+    local_invoke = load_module("local_invoke", REPO / "scripts" / "local_invoke.py")
+    assert set(local_invoke.LOGICAL_IDS.values()) == functions
+    assert all(name == rid.removesuffix("Function").lower() for name, rid in local_invoke.LOGICAL_IDS.items())
+
+
+@pytest.mark.parametrize("function", FUNCTION_IDS)
+def test_function_code_location(functions_template: dict[str, Any], function: str) -> None:
+    name = function.removesuffix("Function").lower()
+    assert functions_template["Resources"][function]["Properties"]["CodeUri"] == f"{name}/"
     assert (FUNCTIONS_TEMPLATE.parent / name / "app.py").is_file()
 
 
