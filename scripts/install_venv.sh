@@ -26,4 +26,4 @@ if [ "$status" -ne 0 ]; then
   tail -n 40 "$log" >&2
   exit "$status"
 fi
-echo "    done: $(grep -c '^Collecting' "$log") packages in $((SECONDS - start)) s (pip's log: $log)"
+echo "    done in $((SECONDS - start)) s ($(grep -c "^Collecting" "$log") requirements resolved; pip's log: $log)"

@@ -138,17 +138,25 @@ def context() -> FakeContext:
 
 
 @pytest.fixture
-def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """The mount root, passed the way Lambda does: environment read by the handler at invoke time.
+def mount_root_at(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Path], Path]]:
+    """Point the handlers at a directory as their mount root, the way Lambda does: through the
+    environment, read at invoke time (the config and mount-check caches are cleared around it)."""
 
-    A subdirectory of tmp_path, so tests can prove nothing was written beside it.
-    """
+    def point(directory: Path) -> Path:
+        monkeypatch.setenv("MOUNT_ROOT", str(directory))
+        monkeypatch.setenv("REQUIRE_MOUNT", "false")
+        get_config.cache_clear()
+        mount.invalidate()
+        return directory
+
+    yield point
+    get_config.cache_clear()
+    mount.invalidate()
+
+
+@pytest.fixture
+def root(tmp_path: Path, mount_root_at: Callable[[Path], Path]) -> Path:
+    """The mount root: a subdirectory of tmp_path, so tests can prove nothing was written beside it."""
     directory = tmp_path / "s3data"
     directory.mkdir()
-    monkeypatch.setenv("MOUNT_ROOT", str(directory))
-    monkeypatch.setenv("REQUIRE_MOUNT", "false")
-    get_config.cache_clear()
-    mount.invalidate()
-    yield directory
-    get_config.cache_clear()
-    mount.invalidate()
+    return mount_root_at(directory)

@@ -9,11 +9,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from testkit import FakeContext
 
-from s3files_store import mount
-from s3files_store.config import get_config
-
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable
     from pathlib import Path
     from types import ModuleType
 
@@ -69,20 +66,14 @@ def label(value: Any) -> str:
 
 
 @pytest.fixture
-def jail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def jail(tmp_path: Path, mount_root_at: Callable[[Path], Path]) -> Path:
     """The mount root nested deep inside tmp_path, with a secret file and directory beside it."""
     deep = tmp_path.joinpath(*DEPTH)
     deep.mkdir(parents=True)
-    monkeypatch.setenv("MOUNT_ROOT", str(deep))
-    monkeypatch.setenv("REQUIRE_MOUNT", "false")
-    get_config.cache_clear()
-    mount.invalidate()
     (tmp_path / "secret.json").write_text(json.dumps({"secret": SECRET}))
     (tmp_path / "secret-dir").mkdir()
     (tmp_path / "secret-dir" / "order.json").write_text(json.dumps({"secret": SECRET}))
-    yield deep
-    get_config.cache_clear()
-    mount.invalidate()
+    return mount_root_at(deep)
 
 
 def snapshot(top: Path) -> dict[str, tuple[int, int, int]]:

@@ -18,12 +18,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from testkit import FakeContext
 
-from s3files_store import mount, tree
-from s3files_store.config import get_config
+from s3files_store import tree
 from s3files_store.exceptions import StorageError, UnsafePathError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from pathlib import Path
     from types import ModuleType
 
@@ -32,7 +31,7 @@ RACE_SECONDS = 3.0
 
 
 @pytest.fixture
-def jail(ground: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def jail(ground: Path, mount_root_at: Callable[[Path], Path]) -> Path:
     """The mount root `ground/s3data`; `ground/outside` mirrors a document tree full of secrets."""
     root = ground / "s3data"
     root.mkdir()
@@ -44,13 +43,7 @@ def jail(ground: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     hidden = root / ".s3files-lost+found-fs-0123"
     hidden.mkdir()
     (hidden / "a.json").write_text(json.dumps({"secret": SECRET}))
-    monkeypatch.setenv("MOUNT_ROOT", str(root))
-    monkeypatch.setenv("REQUIRE_MOUNT", "false")
-    get_config.cache_clear()
-    mount.invalidate()
-    yield root
-    get_config.cache_clear()
-    mount.invalidate()
+    return mount_root_at(root)
 
 
 def outside_snapshot(ground: Path) -> dict[str, tuple[int, int, int]]:
