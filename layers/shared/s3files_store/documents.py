@@ -124,8 +124,9 @@ def read_document(key: object, config: Config) -> Any:
             f"document {key!r} is not valid JSON ({reason}); it was not written by this writer or was "
             f"changed in S3: fix or delete the object"
         ) from None
-    if _envelope(parts) + _MAX_REENCODING_GROWTH * len(data) > RESPONSE_LIMIT_BYTES:
-        _check_returnable("/".join(parts), document, len(data))
+    text = "/".join(parts)
+    if _envelope(text) + _MAX_REENCODING_GROWTH * len(data) > RESPONSE_LIMIT_BYTES:
+        _check_returnable(text, document, len(data))
     return document
 
 
@@ -187,10 +188,9 @@ def _load(config: Config, parts: tuple[str, ...]) -> bytes:
     return data
 
 
-def _envelope(key: str | tuple[str, ...]) -> int:
+def _envelope(key: str) -> int:
     """Bytes of the reader's response around the document, as the runtime encodes it."""
-    text = key if isinstance(key, str) else "/".join(key)
-    return len(json.dumps({"statusCode": 200, "key": text, "document": None}).encode()) - len("null")
+    return len(json.dumps({"statusCode": 200, "key": key, "document": None}).encode()) - len("null")
 
 
 def _check_returnable(key: str, document: object, stored: int) -> None:
