@@ -12,6 +12,12 @@ a metadata operation as at least 4 KiB. Classification of the syscalls that touc
   "upper" model bills each at 4 KiB as well (an NFS GETATTR/LOOKUP the attribute cache may absorb).
 - other: close, lseek, fcntl...: not billed.
 Syscalls off the mount (stdout for logs and metrics, getrandom for uuid4...) are counted apart.
+
+NFS calls (no NFS server runs here, so they are modelled from the trace, an upper bound): one RPC
+for each create (OPEN), data write (WRITE), file fsync (COMMIT), close of a file (CLOSE), rename,
+unlink and mkdir; none for a directory fsync or a directory close; and one LOOKUP for each path
+component a call resolves (every component of a stat's or an open's path; all but the last of a
+create's or a rename's, which the operation itself names), as when the client's caches expired.
 """
 
 from __future__ import annotations
@@ -48,6 +54,31 @@ _FIRST_FD_PATH = re.compile(r"^\d+<(/[^>]*)>")
 _SAME_AS = {"renameat": "rename", "renameat2": "rename", "unlinkat": "unlink", "mkdirat": "mkdir"}
 # "PID name(args) = result"; strace pads short calls with spaces before the "=".
 _CALL = re.compile(r"^\d+\s+(\w+)\((.*)\)\s+= (.*)$")
+_STRING = re.compile(r'"([^"]*)"')
+# Operations that name their last path component themselves (no LOOKUP for it).
+_NAMING = {"rename", "renameat", "renameat2", "unlink", "unlinkat", "mkdir", "mkdirat", "rmdir"}
+
+
+def _lookups(name: str, args: str, root: str) -> int:
+    """Path components the call resolves beyond what it names itself (see the module docstring)."""
+    if name not in OPENS | LOOKUP | _NAMING:
+        return 0
+    count = 0
+    for text in _STRING.findall(args):
+        path = os.path.relpath(text, root) if text.startswith("/") else text
+        if not text or path.startswith(".."):
+            continue
+        parts = [part for part in path.split("/") if part not in ("", ".")]
+        named = name in _NAMING or (name in OPENS and "O_CREAT" in args)
+        count += max(len(parts) - named, 0)
+    return count
+
+
+def _rpcs(name: str, kind: str, is_dir: bool) -> int:
+    """RPCs of one call on the mount besides its LOOKUPs (see the module docstring)."""
+    if kind in {"data", "metadata"}:  # WRITE, OPEN, COMMIT (a file fsync), RENAME, REMOVE, MKDIR...
+        return 1
+    return int(name == "close" and not is_dir)  # CLOSE of a file; a directory's: none
 
 
 def _classify(name: str, args: str, is_dir_fd: bool) -> str:
@@ -62,11 +93,11 @@ def _classify(name: str, args: str, is_dir_fd: bool) -> str:
     return "lookup" if name in LOOKUP else "other"
 
 
-def parse_trace(text: str, root: Path) -> list[tuple[str, str, int, bool]]:
-    """(syscall, class, bytes, on_mount) for each syscall between the two markers."""
+def parse_trace(text: str, root: Path) -> list[tuple[str, str, int, bool, int, int]]:
+    """(syscall, class, bytes, on_mount, NFS RPCs, NFS LOOKUPs) for each syscall between the markers."""
     prefix = str(root).rstrip("/") + "/"
     dir_fds: set[str] = set()
-    calls: list[tuple[str, str, int, bool]] = []
+    calls: list[tuple[str, str, int, bool, int, int]] = []
     inside = False
     for line in text.splitlines():
         if START_MARKER in line or END_MARKER in line:
@@ -89,15 +120,17 @@ def parse_trace(text: str, root: Path) -> list[tuple[str, str, int, bool]]:
         kind = _classify(name, args, is_dir)
         returned = result.split(maxsplit=1)[0].split("<")[0]
         size = int(returned) if kind == "data" and returned.lstrip("-").isdigit() else 0
-        calls.append((_SAME_AS.get(name, name), kind, max(size, 0), on_mount))
+        same = _SAME_AS.get(name, name)
+        rpcs, lookups = (_rpcs(same, kind, is_dir), _lookups(name, args, str(root))) if on_mount else (0, 0)
+        calls.append((same, kind, max(size, 0), on_mount, rpcs, lookups))
     return calls
 
 
-def meter(calls: list[tuple[str, str, int, bool]], commits: int) -> dict[str, Any]:
-    """Per-commit syscall counts and billed KiB per document under the three models."""
+def meter(calls: list[tuple[str, str, int, bool, int, int]], commits: int) -> dict[str, Any]:
+    """Per-commit syscall and NFS call counts, and billed KiB per document under the three models."""
     on_mount = [c for c in calls if c[3]]
-    data_kib = sum(max(32 * KIB, size) for _, kind, size, _ in on_mount if kind == "data") / KIB
-    kinds = Counter(kind for _, kind, _, _ in on_mount)
+    data_kib = sum(max(32 * KIB, size) for _, kind, size, *_ in on_mount if kind == "data") / KIB
+    kinds = Counter(kind for _, kind, *_ in on_mount)
     billed = {
         "nfs": data_kib + 4 * kinds["metadata"],
         "syscall": data_kib + 4 * (kinds["metadata"] + kinds["dir-fsync"]),
@@ -109,14 +142,16 @@ def meter(calls: list[tuple[str, str, int, bool]], commits: int) -> dict[str, An
         "metadata_per_commit": {
             k: v / per
             for k, v in sorted(
-                Counter(n for n, kind, _, _ in on_mount if kind in {"metadata", "dir-fsync"}).items()
+                Counter(n for n, kind, *_ in on_mount if kind in {"metadata", "dir-fsync"}).items()
             )
         },
         "kinds_per_commit": {k: v / per for k, v in sorted(kinds.items())},
         "off_mount_per_commit": {
-            k: v / per for k, v in sorted(Counter(n for n, _, _, m in calls if not m).items())
+            k: v / per for k, v in sorted(Counter(n for n, _, _, m, *_ in calls if not m).items())
         },
         "syscalls_per_commit": len(calls) / per,
+        "nfs_calls_per_commit": sum(c[4] + c[5] for c in on_mount) / per,
+        "nfs_lookups_per_commit": sum(c[5] for c in on_mount) / per,
         "billed_kib_per_commit": {k: v / per for k, v in billed.items()},
     }
 

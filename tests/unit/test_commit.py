@@ -80,7 +80,9 @@ def test_short_writes_are_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert len(calls) == len(NEW)
 
 
-def test_warm_commit_uses_no_stat_and_no_mkdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_warm_commit_checks_its_kept_directories_and_makes_no_mkdir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     commit(tmp_path, KEY, OLD)  # creates .staging and the day directory
     calls: list[str] = []
 
@@ -97,8 +99,9 @@ def test_warm_commit_uses_no_stat_and_no_mkdir(tmp_path: Path, monkeypatch: pyte
         monkeypatch.setattr(os, name, recording(name))
     commit(tmp_path, KEY, NEW)
     monkeypatch.undo()
-    # One file fsync, one rename, then the final directory fsync; nothing else.
-    assert calls == ["fsync", "rename", "fsync"]
+    # .staging still at its name, the file fsync, the final directory still at the key, the rename,
+    # the directory fsync; nothing else (no walk, no mkdir).
+    assert calls == ["stat", "fsync", "stat", "rename", "fsync"]
     assert (tmp_path / KEY).read_bytes() == NEW
 
 

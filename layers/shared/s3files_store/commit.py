@@ -1,25 +1,26 @@
 """Crash-safe atomic commit of one file under the mount root, whatever its size.
 
-Guarantee: once :func:`commit` (or :meth:`Staging.publish`, how :mod:`s3files_store.stream` commits
-streams) returns, ``root/key`` holds exactly the bytes written, fsynced; a reader, on the mount or
-later in S3, sees the previous file or the complete new one, never a partial write. A crash at any
-step leaves the previous file and at most one orphan ``.staging/<uuid4hex>.tmp`` for the janitor.
-A failure removes the staging file and raises :class:`StorageError` naming the condition (ENOSPC,
-EROFS, EIO...). Directories are reached through :mod:`s3files_store.tree`, never via a symlink.
+Guarantee: once :func:`commit` (or :meth:`Staging.publish`, for streams) returns, ``root/key``, as
+the path stood at the rename, holds exactly the bytes written, fsynced: a reader (on the mount, or
+in S3 later) sees the previous file or the complete new one, never a partial write. A crash leaves
+the previous file and at most one orphan ``.staging/<uuid4hex>.tmp`` for the janitor; a failure
+removes the staging file and raises :class:`StorageError` naming the condition (ENOSPC, EIO...).
 
 Protocol (S3 Files bills each metadata operation >= 4 KiB: the hot path has exactly three):
 
-1. ``openat(.staging, <hex>.tmp, O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC, 0o640)``.
-2. ``write`` every byte (a stream: chunk by chunk); ``fsync``; ``close``.
-3. ``renameat(.staging, <hex>.tmp, final directory, name)``: atomic. ENOENT with the staging file
-   gone means the reply of a retransmitted NFS rename was lost: success if the final file holds our
-   bytes, else someone removed the staging file and the error says so.
-4. ``fsync`` the final directory (no NFS call; a durable rename on local file systems). A lost
-   removal of the ``.staging`` entry (not fsynced) leaves an orphan, never a partial file.
+1. ``openat(.staging, <hex>.tmp, O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC, 0o640)``;
+2. ``write`` every byte (a stream: chunk by chunk), ``fsync``, ``close``;
+3. ``renameat(.staging, <hex>.tmp, final directory, name)``, atomic. ENOENT with the staging file
+   gone: the reply of a retransmitted NFS rename was lost if the final file holds our bytes, else
+   someone removed the staging file and the error says so;
+4. ``fsync`` the final directory (no NFS call; a durable rename on local file systems).
 
-Directory descriptors are kept between commits (:func:`tree.borrow_dir`): a warm commit opens only
-its staging file. A kept directory removed meanwhile (ENOENT, ESTALE) makes the create or the rename
-walk afresh, once; any failure forgets them all. ``commit(root, "a/b.json", b"{}").bytes == 2``
+Directories are reached through :mod:`s3files_store.tree` (never a symlink) and kept open between
+commits, while other clients may move or remove them. So ``.staging`` must be at its name right
+before step 1, and the final directory at the key right before step 3 (one ``stat`` each,
+:func:`tree.still_at`: 8 system calls on the mount per warm commit, as a commit by paths makes);
+one that moved, or was removed (ENOENT, ESTALE), is forgotten with every kept descriptor and the
+walk redone, once. Only a move in the instant between a check and its operation goes unseen.
 """
 
 from __future__ import annotations
@@ -34,13 +35,11 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from s3files_store import tree
-from s3files_store.exceptions import StorageError, StoreError
+from s3files_store.exceptions import StorageError, UnsafePathError
 from s3files_store.keys import STAGING_DIR
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-
-_STALE = {errno.ENOENT, errno.ESTALE}
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +54,9 @@ class CommitResult:
 
 def commit(root: Path, relative: Path | str, data: bytes) -> CommitResult:
     """Atomically replace ``root/relative`` with ``data`` (see the module docstring)."""
-    digest = hashlib.sha256(data).hexdigest
     staging = Staging(root, relative)
     staging.write(data)
-    return staging.publish(len(data), digest)
+    return staging.publish(len(data), hashlib.sha256(data).hexdigest)
 
 
 class Staging:
@@ -69,10 +67,9 @@ class Staging:
         if not parts or parts[0] == "/" or any(part == ".." or part.startswith(".") for part in parts):
             raise ValueError(f"commit() needs a key relative to the root, not in {STAGING_DIR}: {relative}")
         self.root, self.parts, self.key = root, parts, "/".join(parts)
-        self.name = name = f"{uuid.uuid4().hex}.tmp"
-        self.fd = self._staging_fd = self._final_fd = -1
+        self.name, self.fd, self._staging_fd, self._final_fd = f"{uuid.uuid4().hex}.tmp", -1, -1, -1
         with self.step():
-            self.fd = self._in_dirs(lambda: os.open(name, tree.CREATE_FLAGS, 0o640, dir_fd=self._staging_fd))
+            self.fd = self._in_dirs(self._create)
 
     @contextlib.contextmanager
     def step(self) -> Iterator[None]:
@@ -95,11 +92,9 @@ class Staging:
     def publish(self, size: int, digest: Callable[[], str]) -> CommitResult:
         """Make the bytes written the file at the key, durably; ``digest()`` is awaited after the fsync."""
         with self.step():
+            os.fsync(self.fd)
             fd, self.fd = self.fd, -1
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)  # NFS reports deferred write errors at close too: let them propagate.
+            os.close(fd)  # NFS reports deferred write errors at close too: let them propagate.
             sha256 = digest()
             self._in_dirs(lambda: self._rename(size, sha256))
             os.fsync(self._final_fd)
@@ -124,22 +119,28 @@ class Staging:
                 self._final_fd = tree.borrow_dir(self.root, self.parts[:-1])
             return action()
         except OSError as exc:
-            if not again or exc.errno not in _STALE:
+            if not again or exc.errno not in (errno.ENOENT, errno.ESTALE):
                 raise
-        self.discard(remove=False)  # a kept directory was removed meanwhile: walk afresh, once
+        self.discard(remove=False)  # a kept directory was removed or moved meanwhile: walk afresh, once
         return self._in_dirs(action, again=False)
 
+    def _create(self) -> int:
+        if not tree.still_at(self.root, (STAGING_DIR,), self._staging_fd):  # moved: never stage there
+            raise OSError(errno.ESTALE, f"{STAGING_DIR} was moved by another client")
+        return os.open(self.name, tree.CREATE_FLAGS, 0o640, dir_fd=self._staging_fd)
+
     def _rename(self, size: int, digest: str) -> None:
+        if not tree.still_at(self.root, self.parts[:-1], self._final_fd):  # moved: never commit there
+            raise OSError(errno.ESTALE, f"{'/'.join(self.parts[:-1])} was moved by another client")
         try:
             os.rename(self.name, self.parts[-1], src_dir_fd=self._staging_fd, dst_dir_fd=self._final_fd)
+        except IsADirectoryError:
+            raise UnsafePathError(f"{self.key} on the mount is a directory: remove it and retry") from None
         except FileNotFoundError:
             if os.access(self.name, os.F_OK, dir_fd=self._staging_fd, follow_symlinks=False):
                 raise  # the staging file is there, so the final directory is gone: walk afresh
-            with contextlib.suppress(OSError, StoreError):  # does the final file hold our bytes?
-                fd, actual = tree.open_file(self._final_fd, self.parts[-1], self.key, size)
-                with os.fdopen(fd, "rb") as file:
-                    if actual == size and hashlib.file_digest(file, "sha256").hexdigest() == digest:
-                        return
+            if tree.holds(self._final_fd, self.parts[-1], self.key, size, digest):
+                return  # the reply of a retransmitted rename was lost: it happened
             raise StorageError(
                 f"commit of {self.key} failed: its staging file {STAGING_DIR}/{self.name} was removed before "
                 f"the rename (by a janitor whose STAGING_MAX_AGE_SECONDS is below the longest commit, or "

@@ -9,9 +9,12 @@ two steps is never followed: nothing outside the root is ever read, written or l
 :class:`UnsafePathError` names the entry and says to remove it. Keys never reach hidden names
 (:func:`s3files_store.keys.validate_key`), and listings skip them.
 
-A descriptor keeps naming the directory it was opened on, wherever that directory is moved
-later; only a client that can already write there can move it, so this gives no one access
-they did not have. That is what lets :func:`borrow_dir` keep descriptors between commits.
+A descriptor keeps naming the directory it was opened on, wherever another client moves that
+directory later (out of the root, into a hidden directory). So a kept descriptor
+(:func:`borrow_dir`, between commits) is never trusted to still be at its key: :func:`still_at`
+compares the directory at the key, as the path stands now, with the one the descriptor was opened
+on, in one ``stat`` from the root; a caller that finds it moved forgets what it kept and walks
+afresh.
 
 Example:
     >>> root_fd = open_root(Path("/mnt/s3data"))
@@ -23,12 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import stat
 import threading
 from typing import TYPE_CHECKING
 
-from s3files_store.exceptions import TooLargeError, UnsafePathError
+from s3files_store.exceptions import StoreError, TooLargeError, UnsafePathError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -46,11 +50,17 @@ _MAX_KEPT = 64
 
 
 class _Kept(dict[tuple[str, ...], int]):
-    """One thread's kept descriptors, closed when the thread ends (its locals are released)."""
+    """One thread's kept descriptors, closed when the thread ends (its locals are released), and
+    the identity (st_dev, st_ino) of each directory it opened, by descriptor, for :func:`still_at`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: dict[int, tuple[int, int]] = {}
 
     def close_all(self) -> None:
         close_quietly(*self.values())
         self.clear()
+        self.ids.clear()
 
     def __del__(self) -> None:
         self.close_all()
@@ -94,10 +104,35 @@ def _kept_dir(kept: _Kept, root: Path, parts: tuple[str, ...]) -> int:
     key = (str(root), *parts)
     if key not in kept:
         if parts:
-            kept[key] = open_dir(_kept_dir(kept, root, parts[:-1]), parts[-1:], create=True, under=parts[:-1])
+            fd = open_dir(_kept_dir(kept, root, parts[:-1]), parts[-1:], create=True, under=parts[:-1])
         else:
-            kept[key] = open_root(root)
+            fd = open_root(root)
+        kept[key] = fd
+        kept.ids[fd] = _identity(os.fstat(fd))
     return kept[key]
+
+
+def still_at(root: Path, parts: tuple[str, ...], fd: int) -> bool:
+    """Whether ``root/parts``, as the path stands now, is the directory ``fd`` was borrowed for.
+
+    One ``stat`` of ``parts`` from the root's descriptor (its last component not followed): False
+    when another client moved that directory away, replaced it, or put something else at its name.
+    A symlink planted above the last component and leading back to the same directory is followed
+    here; readers and fresh walks refuse it, naming it. Other errors (EIO, ESTALE) propagate.
+    """
+    if not parts:
+        return True  # the root itself: the mount point, configuration
+    kept = _kept()
+    ident = kept.ids.get(fd) or _identity(os.fstat(fd))
+    try:
+        info = os.stat("/".join(parts), dir_fd=_kept_dir(kept, root, ()), follow_symlinks=False)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return _identity(info) == ident
+
+
+def _identity(info: os.stat_result) -> tuple[int, int]:
+    return info.st_dev, info.st_ino
 
 
 def forget_kept() -> None:
@@ -200,6 +235,15 @@ def open_key(root: Path, parts: Sequence[str], max_bytes: int) -> tuple[int, int
         dir_fd = open_dir(root_fd, parts[:-1])
     with opened(dir_fd):
         return open_file(dir_fd, parts[-1], "/".join(parts), max_bytes)
+
+
+def holds(dir_fd: int, name: str, shown: str, size: int, sha256: str) -> bool:
+    """Whether ``name`` in ``dir_fd`` is a regular file of exactly ``size`` bytes and this ``sha256``."""
+    with contextlib.suppress(OSError, StoreError):
+        fd, actual = open_file(dir_fd, name, shown, size)
+        with os.fdopen(fd, "rb") as file:
+            return actual == size and hashlib.file_digest(file, "sha256").hexdigest() == sha256
+    return False
 
 
 def unsafe(exc: OSError, shown: Sequence[str], expected: str) -> OSError | UnsafePathError:
