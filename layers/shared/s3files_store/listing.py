@@ -8,13 +8,16 @@ regular files whose every segment is a valid key segment are listed: never hidde
 Directories are reached through :mod:`s3files_store.tree`, so a symlink or a swap is never
 followed, and nothing deeper than :data:`MAX_DEPTH` levels below the prefix is visited. A
 directory this function may not read (another user's ``0700`` directory) is skipped and logged as
-``entry skipped`` with its key and the reason; only the prefix itself failing fails the page.
+``entry skipped`` with its key and the reason; the page fails only when the prefix itself cannot
+be read, or on any other error (EIO, ESTALE: the mount's).
 
 Cost of a page, however the tree looks: at most ``limit + 2 * MAX_DEPTH`` directory reads (a page
 that would need more ends early, possibly short or empty, with a cursor to continue from), and
 one stat per entry it steps on. Memory does not grow with a directory: each directory is streamed
 and only the smallest names past the cursor that the page can still use are kept (at most
-``2 * limit + 2 * MAX_DEPTH + 2`` a directory). ``readdir`` has no order to resume from, so a
+``2 * limit + 2 * MAX_DEPTH + 2`` in each open directory, one per level); skipped entries
+(symlinks, FIFOs, unreadable ones) that use up a directory's kept names end the page there,
+early, with a cursor inside that directory. ``readdir`` has no order to resume from, so a
 page still reads every directory it passes through whole: a page in a directory of n entries
 costs O(n log limit) time. Keep directories bounded (the writer's layout gives one directory per
 UTC day).
@@ -102,7 +105,7 @@ def _page(start_fd: int, base: Key, after: Key | None, limit: int) -> tuple[list
     # Every name a directory keeps is a file the page can still take (and one more, to know
     # whether there is a next page) or a directory it can still read: only skipped entries can
     # use up a directory's names before the page is full.
-    stack = [_frame(start_fd, base, after, 2 * limit + 2 * MAX_DEPTH + 1)]
+    stack = [_frame(start_fd, base, after, limit + reads + 1)]
     try:
         while stack:
             fd, path, names, more = stack[-1]
