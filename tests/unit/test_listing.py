@@ -262,13 +262,13 @@ class _Entry:
         self.name = _Name(name)
 
 
+_real_scandir = os.scandir
+
+
 @contextlib.contextmanager
 def _counted_scandir(fd: int) -> Iterator[Iterator[_Entry]]:
     with _real_scandir(fd) as entries:
         yield (_Entry(entry.name) for entry in entries)
-
-
-_real_scandir = os.scandir
 
 
 @pytest.mark.parametrize("limit", [1, 10])
