@@ -25,6 +25,7 @@ from typing import Any
 
 import coldstart
 import latency
+import listing_memory
 import streaming
 import syscalls
 from harness import FUNCTIONS, REPO, Code, Writer, local_invoke
@@ -231,6 +232,7 @@ def report(results: dict[str, Any]) -> str:
         *_startup_rows(results),
         *_commit_rows(results),
         *streaming.rows(results["streaming"], _row),
+        *listing_memory.rows(results["listing"], _row),
         *([] if "skipped" in trace else _syscall_rows(trace)),
         "",
         "Ratios are candidate/floor from the same run; commit rows also give the median of same-round "
@@ -313,6 +315,8 @@ def measure(code: Code, build_dir: Path, settings: dict[str, Any], work: Path) -
     )
     print("[bench] streaming commits (64 MiB, 1 GiB)...", file=sys.stderr)
     results["streaming"] = streaming.measure(code.layer, root, work, STREAM_SIZES, settings["stream_rounds"])
+    print(f"[bench] a listing page in a directory of {listing_memory.ENTRIES:,} entries...", file=sys.stderr)
+    results["listing"] = listing_memory.measure(code.layer, work)
     names = (*(f"{name.capitalize()}Function" for name in FUNCTIONS), "SharedLayer")
     app = local_invoke().functions_build_dir(build_dir)
     results["sizes"] = {name: zipped_kib(app / name) for name in names}

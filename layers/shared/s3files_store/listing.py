@@ -2,17 +2,25 @@
 
 Keys come in the order of their segments (``documents/2026/11/27/a.json`` before
 ``documents/2026/11/28/``), and a page ends with a cursor: the last key returned, or the last
-directory finished when a page stops early. Only regular files whose every segment is a valid key
-segment are listed (never hidden names, ``.staging``, ``*.tmp``, symlinks, FIFOs or devices);
-directories are reached through :mod:`s3files_store.tree`, so a symlink or a swap is never
-followed, and nothing deeper than :data:`MAX_DEPTH` levels below the prefix is visited.
+entry finished when a page stops early (a directory there means its whole subtree is done). Only
+regular files whose every segment is a valid key segment are listed: never hidden names (so never
+``.staging``, the only place commits stage their ``*.tmp`` files), symlinks, FIFOs or devices.
+Directories are reached through :mod:`s3files_store.tree`, so a symlink or a swap is never
+followed, and nothing deeper than :data:`MAX_DEPTH` levels below the prefix is visited. A
+directory this function may not read (another user's ``0700`` directory) is skipped and logged as
+``entry skipped`` with its key and the reason; the page fails only when the prefix itself cannot
+be read, or on any other error (EIO, ESTALE: the mount's).
 
 Cost of a page, however the tree looks: at most ``limit + 2 * MAX_DEPTH`` directory reads (a page
 that would need more ends early, possibly short or empty, with a cursor to continue from), and
-one stat per entry it steps on. A directory is read whole (``readdir`` has no order to resume
-from), its entries past the cursor heap-selected rather than sorted, so a page in a directory of
-n entries costs O(n + limit log n): keep directories bounded (the writer's layout gives one
-directory per UTC day).
+one stat per entry it steps on. Memory does not grow with a directory: each directory is streamed
+and only the smallest names past the cursor that the page can still use are kept (at most
+``2 * limit + 2 * MAX_DEPTH + 2`` in each open directory, one per level); skipped entries
+(symlinks, FIFOs, unreadable ones) that use up a directory's kept names end the page there,
+early, with a cursor inside that directory. ``readdir`` has no order to resume from, so a
+page still reads every directory it passes through whole: a page in a directory of n entries
+costs O(n log limit) time. Keep directories bounded (the writer's layout gives one directory per
+UTC day).
 
 Example:
     >>> list_documents("documents/2026/11", get_config(), limit=2)
@@ -21,14 +29,16 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import heapq
 import os
 import stat
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from s3files_store import mount, tree
 from s3files_store.exceptions import InvalidRequestError, StorageError, UnsafePathError
 from s3files_store.keys import MAX_KEY_LENGTH, is_key_segment, validate_key
+from s3files_store.observability import logger
 
 if TYPE_CHECKING:
     from s3files_store.config import Config
@@ -39,6 +49,16 @@ MAX_LIMIT = 1000
 MAX_DEPTH = 16
 
 Key = tuple[str, ...]
+
+
+class _Frame(NamedTuple):
+    """A directory being walked: its descriptor, its key, the names still to visit (largest
+    first, so ``pop()`` gives the next one) and whether it holds more than were selected."""
+
+    fd: int
+    path: Key
+    names: list[str]
+    more: bool
 
 
 def list_documents(
@@ -75,64 +95,111 @@ def list_documents(
 
 def _page(start_fd: int, base: Key, after: Key | None, limit: int) -> tuple[list[Key], Key | None]:
     """Keys after ``after`` below ``base`` (open as ``start_fd``, which it closes), and the cursor
-    of the next page. A cursor that is a directory means its whole subtree is done.
+    of the next page.
     """
     found: list[Key] = []
     done = after
     # Enough to walk down the cursor's path and then down one more chain of MAX_DEPTH directories,
     # so every page moves the cursor forward.
     reads = limit + 2 * MAX_DEPTH
-    stack = [_frame(start_fd, base, after)]
+    # Every name a directory keeps is a file the page can still take (and one more, to know
+    # whether there is a next page) or a directory it can still read: only skipped entries can
+    # use up a directory's names before the page is full.
+    stack = [_frame(start_fd, base, after, limit + reads + 1)]
     try:
         while stack:
-            fd, path, heap = stack[-1]
-            if not heap:
+            fd, path, names, more = stack[-1]
+            if not names:
+                if more:  # the next page reads this directory again, from the cursor on
+                    return found, done
                 os.close(fd)
                 stack.pop()
                 done = path if len(path) > len(base) else done
                 continue
-            here = (*path, heapq.heappop(heap))
-            try:
-                mode = os.stat(here[-1], dir_fd=fd, follow_symlinks=False).st_mode
-            except FileNotFoundError:
-                continue  # removed since the directory was read
-            if stat.S_ISREG(mode):
-                if len(found) == limit:
-                    return found, found[-1]
-                found.append(here)
-            elif stat.S_ISDIR(mode) and len(here) - len(base) < MAX_DEPTH:
+            here = (*path, names.pop())
+            mode = _mode(fd, here)
+            if stat.S_ISDIR(mode) and len(here) - len(base) < MAX_DEPTH:
                 if reads == 0:
                     return found, done
                 reads -= 1
-                try:
-                    stack.append(_frame(tree.open_dir(fd, here[-1:], under=path), here, after))
+                wanted = limit - len(found) + reads + 1
+                child = _open(fd, here, after, wanted)
+                if child is not None:
+                    stack.append(child)
                     continue
-                except (FileNotFoundError, UnsafePathError):
-                    pass  # removed, or swapped for a symlink, since the stat
+            elif stat.S_ISREG(mode) and (after is None or here > after):
+                if len(found) == limit:
+                    return found, found[-1]
+                found.append(here)
             done = here
     finally:
-        for fd, _, _ in stack:
-            os.close(fd)
+        for frame in stack:
+            os.close(frame.fd)
     return found, None
 
 
-def _frame(fd: int, path: Key, after: Key | None) -> tuple[int, Key, list[str]]:
-    """A walk step: directory ``fd`` at ``path`` and, as a heap, its listable names that sort
-    after the cursor (``fd`` is closed if it cannot be read)."""
-    room = MAX_KEY_LENGTH - len("/".join(path)) - 1
+def _mode(dir_fd: int, here: Key) -> int:
+    """The file type and mode of entry ``here`` in ``dir_fd``; 0 when it is gone or unreadable."""
     try:
-        with os.scandir(fd) as entries:
-            names = [
-                entry.name
-                for entry in entries
-                if len(entry.name) <= room and is_key_segment(entry.name) and not entry.name.endswith(".tmp")
-            ]
-    except BaseException:
-        os.close(fd)
-        raise
+        return os.stat(here[-1], dir_fd=dir_fd, follow_symlinks=False).st_mode
+    except FileNotFoundError:
+        return 0  # removed since the directory was read
+    except PermissionError as exc:
+        _skipped(here, exc)
+        return 0
+
+
+def _open(parent_fd: int, here: Key, after: Key | None, wanted: int) -> _Frame | None:
+    """The frame of subdirectory ``here``; ``None`` when it is gone, unsafe or unreadable."""
+    try:
+        return _frame(tree.open_dir(parent_fd, here[-1:], under=here[:-1]), here, after, wanted)
+    except (FileNotFoundError, UnsafePathError):
+        return None  # removed, or swapped for a symlink, since the stat
+    except PermissionError as exc:
+        _skipped(here, exc)
+        return None
+
+
+def _skipped(here: Key, exc: OSError) -> None:
+    code = errno.errorcode.get(exc.errno or 0, "OSError")
+    logger.warning(
+        "entry skipped",
+        extra={
+            "entry": "/".join(here),
+            "reason": f"{exc.strerror or exc} [{code}]: this function's POSIX user (the access point's "
+            f"PosixUser) may not read it; make it readable to that user or its group, or move it out "
+            f"of the listed prefix",
+        },
+    )
+
+
+def _frame(fd: int, path: Key, after: Key | None, wanted: int) -> _Frame:
+    """Directory ``fd`` at ``path`` with its ``wanted`` smallest listable names after the cursor
+    (``fd`` is closed if it cannot be read)."""
+    room = MAX_KEY_LENGTH - len("/".join(path)) - 1
+    mark = ""
+    below = False
     if after is not None and len(after) > len(path) and after[: len(path)] == path:
         mark = after[len(path)]
         # The cursor's own entry stays only when the cursor lies below it (a directory in progress).
-        names = [name for name in names if name > mark or (name == mark and len(after) > len(path) + 1)]
-    heapq.heapify(names)
-    return fd, path, names
+        below = len(after) > len(path) + 1
+    try:
+        with os.scandir(fd) as entries:
+            # A generator: the directory's names stream through a heap of wanted + 1, never a list.
+            names = heapq.nsmallest(
+                wanted + 1,
+                (
+                    name
+                    for name in (entry.name for entry in entries)
+                    if (name > mark or (below and name == mark))
+                    and len(name) <= room
+                    and is_key_segment(name)
+                ),
+            )
+    except BaseException:
+        os.close(fd)
+        raise
+    more = len(names) > wanted
+    del names[wanted:]
+    names.reverse()
+    return _Frame(fd, path, names, more)
