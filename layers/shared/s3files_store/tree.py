@@ -5,7 +5,8 @@ bugs), so no path under MOUNT_ROOT is trusted. A walk starts from a descriptor o
 opens one component at a time relative to its parent, with ``O_DIRECTORY|O_NOFOLLOW``; files are
 opened, created, renamed and unlinked relative to their directory's descriptor. A symlink or a
 non-directory anywhere on the way fails that step, and a directory swapped for a symlink between
-two steps is never followed: nothing outside the root is ever read, written or listed.
+two steps is never followed, and a file with a second hard link (which may be outside) is never
+read: nothing outside the root is ever read, written or listed.
 :class:`UnsafePathError` names the entry and says to remove it. Keys never reach hidden names
 (:func:`s3files_store.keys.validate_key`), and listings skip them.
 
@@ -187,8 +188,8 @@ def open_file(dir_fd: int, name: str, shown: str, max_bytes: int) -> tuple[int, 
         if info.st_nlink > 1:
             raise UnsafePathError(
                 f"{shown} on the mount has {info.st_nlink} hard links: another name, perhaps outside "
-                f"MOUNT_ROOT, shares its content, so it is never read; remove the extra links (or "
-                f"write the document again, which replaces it with a file of its own)"
+                f"MOUNT_ROOT, shares its content, so it is never read; replace it with a copy (a file "
+                f"of its own), or remove it"
             )
         if info.st_size > max_bytes:
             raise TooLargeError(
