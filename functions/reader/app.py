@@ -3,9 +3,13 @@
 Events and responses:
 - ``{"key": "documents/2026/11/27/order-42.json"}`` ->
   ``{"statusCode": 200, "key", "document"}``, 404 when absent, 400 for a hostile key, 409 when a
-  symlink or a non-regular file stands on the path, 413 when it would not fit a Lambda response.
+  symlink, a directory or another non-regular file stands at the key or on its path, or a file
+  with more than one hard link, 413 when it would not fit a Lambda response, 400 when it holds text
+  a response cannot carry (a lone surrogate). Every 4xx names the entry.
 - ``{"id": "order-42"}`` -> the same for the newest document with that id, whatever day it was
-  committed (404 when none is found in the newest 366 days).
+  committed (404 when none is found in the newest 366 day directories). Entries planted under the
+  prefix (future dates, non-dates, unreadable directories, a non-regular ``<id>.json``) are skipped
+  and logged as warnings, never answered.
 - ``{"prefix": "documents/2026/11", "limit": 100, "cursor": "<last key>"}`` ->
   ``{"statusCode": 200, "keys": [...], "next_cursor": str | None}``; ``prefix`` defaults to
   DOCUMENT_PREFIX, ``""`` lists the whole root.

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import json
+import os
+import socket
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -80,3 +84,46 @@ def test_reads_the_newest_document_by_id(
     assert response == {"statusCode": 200, "key": written["key"], "document": {"id": "order-42", "v": 1}}
     assert reader.handler({"id": "absent"}, context)["statusCode"] == 404
     assert reader.handler({"id": "../x"}, context)["statusCode"] == 400
+
+
+def test_a_directory_at_the_key_is_409_naming_it(
+    reader: ModuleType, writer: ModuleType, root: Path, context: FakeContext
+) -> None:
+    key = writer.handler({"id": "doc-1"}, context)["key"]
+    (root / key).unlink()
+    (root / key).mkdir()
+    response = reader.handler({"key": key}, context)
+    assert response["statusCode"] == 409
+    assert f"{key} on the mount is a directory, not a document" in response["error"]
+
+
+def test_a_socket_or_a_hard_link_at_the_key_is_409_naming_it(
+    reader: ModuleType, root: Path, tmp_path: Path, context: FakeContext
+) -> None:
+    (root / "documents").mkdir()
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(root / "documents" / "socket.json"))
+    (tmp_path / "outside.json").write_text('{"secret": true}')
+    os.link(tmp_path / "outside.json", root / "documents" / "linked.json")
+    response = reader.handler({"key": "documents/socket.json"}, context)
+    assert response["statusCode"] == 409
+    assert "documents/socket.json on the mount is a socket, not a regular file" in response["error"]
+    response = reader.handler({"key": "documents/linked.json"}, context)
+    assert response["statusCode"] == 409
+    assert "documents/linked.json on the mount has 2 hard links" in response["error"]
+    assert "secret" not in json.dumps(response)
+
+
+def test_planted_entries_do_not_hide_the_newest_document_by_id(
+    reader: ModuleType, writer: ModuleType, root: Path, context: FakeContext
+) -> None:
+    written = writer.handler({"id": "order-42", "v": 1}, context)
+    (root / "documents" / "2099").write_text("a file named like a future year")
+    (root / "documents" / "9999" / "12" / "31").mkdir(parents=True)
+    (root / "documents" / "9999" / "12" / "31" / "order-42.json").write_text('{"planted": true}')
+    day = datetime.strptime(written["key"].split("/", 1)[1][:10], "%Y/%m/%d").replace(tzinfo=UTC)
+    newer = root / "documents" / f"{day + timedelta(days=1):%Y/%m/%d}"  # tomorrow's, from the writer's day
+    newer.mkdir(parents=True)
+    os.mkfifo(newer / "order-42.json")
+    response = reader.handler({"id": "order-42"}, context)
+    assert response == {"statusCode": 200, "key": written["key"], "document": {"id": "order-42", "v": 1}}

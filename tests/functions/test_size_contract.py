@@ -7,6 +7,7 @@ awslambdaric's marshaller (the one Lambda's python3.13 runtime uses) encodes wit
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -103,3 +104,27 @@ def test_stored_file_larger_than_a_response_is_never_loaded(
     response = reader.handler({"key": "documents/huge.json"}, context)
     assert response["statusCode"] == 413
     assert "6,291,457 bytes, more than the 6,291,456" in response["error"]
+
+
+@pytest.mark.parametrize("padding", [0, 1_300_000], ids=["small", "over-1.2-MB"])
+@pytest.mark.parametrize(
+    "event_of", [lambda key: {"key": key}, lambda key: {"id": "odd"}], ids=["by-key", "by-id"]
+)
+def test_a_stored_lone_surrogate_is_400_never_a_response_the_runtime_cannot_send(
+    reader: ModuleType, root: Path, context: FakeContext, marshal: Any, padding: int, event_of: Any
+) -> None:
+    key = "documents/2026/11/27/odd.json"
+    text = '{"pad": "' + "x" * padding + '", "v": ["ok", "\\ud800"]}'
+    (root / key).parent.mkdir(parents=True)
+    (root / key).write_text(text)
+    # What the reader used to answer: the runtime's marshaller makes text it cannot encode.
+    with pytest.raises(UnicodeEncodeError, match="surrogates not allowed"):
+        marshal({"statusCode": 200, "key": key, "document": json.loads(text)})
+    response = reader.handler(event_of(key), context)
+    assert response["statusCode"] == 400
+    assert f"document {key} holds a lone surrogate" in response["error"]
+    assert (
+        'at $["v"][1]: that text has no UTF-8 form, so it cannot be sent as a Lambda response'
+        in (response["error"])
+    )
+    assert marshal(response) < 1000

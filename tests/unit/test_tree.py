@@ -66,7 +66,7 @@ def test_symlinked_directory_is_refused_and_named(
 
 
 def test_file_where_a_directory_should_be_is_refused(root: Path, root_fd: int) -> None:
-    with pytest.raises(UnsafePathError, match=r"2026/a\.json on the mount is a symlink or not a dir"):
+    with pytest.raises(UnsafePathError, match=r"2026/a\.json on the mount is a regular file, not a dir"):
         tree.open_dir(root_fd, ("documents", "2026", "a.json"))
 
 
@@ -126,8 +126,8 @@ def _plant_symlink(path: Path) -> None:
     [
         (_plant_fifo, "a FIFO, not a regular file"),
         (_plant_device, "a device, not a regular file"),
-        (_plant_socket, "a symlink or not a regular file"),  # ENXIO: refused at open
-        (_plant_symlink, "a symlink or not a regular file"),
+        (_plant_socket, "a socket, not a regular file"),  # ENXIO: refused at open, then named
+        (_plant_symlink, "a symlink, not a regular file"),
     ],
     ids=["fifo", "device", "socket", "symlink"],
 )
@@ -159,6 +159,35 @@ def test_directory_is_not_a_file(root_fd: int) -> None:
     with pytest.raises(IsADirectoryError):
         tree.open_file(dir_fd, "2026", "documents/2026", 100)
     os.close(dir_fd)
+
+
+def test_hard_linked_file_is_refused_and_named(root: Path, root_fd: int) -> None:
+    """A second name for a file outside the root would read it from inside: never opened."""
+    os.link(root.parent / "outside" / "a.json", root / "documents" / "2026" / "b.json")
+    dir_fd = tree.open_dir(root_fd, ("documents", "2026"))
+    with pytest.raises(
+        UnsafePathError, match=r"documents/2026/b\.json on the mount has 2 hard links.*remove"
+    ):
+        tree.open_file(dir_fd, "b.json", "documents/2026/b.json", 100)
+    fd, _ = tree.open_file(dir_fd, "a.json", "documents/2026/a.json", 100)  # one link: read
+    os.close(fd)
+    os.close(dir_fd)
+
+
+@pytest.mark.parametrize(
+    ("mode", "kind"),
+    [
+        (stat.S_IFREG, "a regular file"),
+        (stat.S_IFDIR, "a directory"),
+        (stat.S_IFIFO, "a FIFO"),
+        (stat.S_IFSOCK, "a socket"),
+        (stat.S_IFLNK, "a symlink"),
+        (stat.S_IFCHR, "a device"),
+        (stat.S_IFBLK, "a device"),
+    ],
+)
+def test_kinds_are_named(mode: int, kind: str) -> None:
+    assert tree.kind(mode | 0o644) == kind
 
 
 def test_size_cap_is_checked_before_reading(root: Path, root_fd: int) -> None:

@@ -5,7 +5,8 @@ bugs), so no path under MOUNT_ROOT is trusted. A walk starts from a descriptor o
 opens one component at a time relative to its parent, with ``O_DIRECTORY|O_NOFOLLOW``; files are
 opened, created, renamed and unlinked relative to their directory's descriptor. A symlink or a
 non-directory anywhere on the way fails that step, and a directory swapped for a symlink between
-two steps is never followed: nothing outside the root is ever read, written or listed.
+two steps is never followed, and a file with a second hard link (which may be outside) is never
+read: nothing outside the root is ever read, written or listed.
 :class:`UnsafePathError` names the entry and says to remove it. Keys never reach hidden names
 (:func:`s3files_store.keys.validate_key`), and listings skip them.
 
@@ -189,34 +190,41 @@ def _open_child(dir_fd: int, name: str, create: bool, shown: Sequence[str]) -> i
         if not create:
             raise
     except OSError as exc:
-        raise unsafe(exc, shown, "a directory") from None
+        raise unsafe(exc, dir_fd, name, shown, "a directory") from None
     with contextlib.suppress(FileExistsError):  # a concurrent commit created it
         os.mkdir(name, 0o750, dir_fd=dir_fd)
         os.fsync(dir_fd)
     try:
         return os.open(name, DIR_FLAGS, dir_fd=dir_fd)
     except OSError as exc:
-        raise unsafe(exc, shown, "a directory") from None
+        raise unsafe(exc, dir_fd, name, shown, "a directory") from None
 
 
 def open_file(dir_fd: int, name: str, shown: str, max_bytes: int) -> tuple[int, int]:
     """A read descriptor and the size of regular file ``name`` in ``dir_fd`` (the caller closes it).
 
     Raises :class:`UnsafePathError` for anything but a regular file (``IsADirectoryError`` for a
-    directory), :class:`TooLargeError` above ``max_bytes``, ``FileNotFoundError`` when absent.
+    directory) and for a file with more than one hard link (its other name may be outside the
+    root), :class:`TooLargeError` above ``max_bytes``, ``FileNotFoundError`` when absent.
     """
     try:
         fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
     except OSError as exc:
-        raise unsafe(exc, (shown,), "a regular file") from None
+        raise unsafe(exc, dir_fd, name, (shown,), "a regular file") from None
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
             raise IsADirectoryError(errno.EISDIR, "is a directory", shown)
         if not stat.S_ISREG(info.st_mode):
             raise UnsafePathError(
-                f"{shown} on the mount is {_kind(info.st_mode)}, not a regular file: it is never read; "
+                f"{shown} on the mount is {kind(info.st_mode)}, not a regular file: it is never read; "
                 f"remove it from the file system (or its object from the bucket)"
+            )
+        if info.st_nlink > 1:
+            raise UnsafePathError(
+                f"{shown} on the mount has {info.st_nlink} hard links: another name, perhaps outside "
+                f"MOUNT_ROOT, shares its content, so it is never read; replace it with a copy (a file "
+                f"of its own), or remove it"
             )
         if info.st_size > max_bytes:
             raise TooLargeError(
@@ -246,18 +254,33 @@ def holds(dir_fd: int, name: str, shown: str, size: int, sha256: str) -> bool:
     return False
 
 
-def unsafe(exc: OSError, shown: Sequence[str], expected: str) -> OSError | UnsafePathError:
-    """``exc`` as an :class:`UnsafePathError` when it means "not what we expected here"."""
+def unsafe(
+    exc: OSError, dir_fd: int, name: str, shown: Sequence[str], expected: str
+) -> OSError | UnsafePathError:
+    """``exc``, from opening ``name`` in ``dir_fd``, as an :class:`UnsafePathError` naming what
+    stands there when it means "not what we expected here"."""
     if exc.errno not in _UNSAFE:
         return exc
+    try:
+        found = kind(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        found = expected
+    if found == expected:  # gone or replaced since the open failed
+        found = f"a symlink or not {expected}"
     return UnsafePathError(
-        f"{'/'.join(shown)} on the mount is a symlink or not {expected}: symlinks are never followed "
-        f"under MOUNT_ROOT. Remove it (or its object from the bucket) and retry"
+        f"{'/'.join(shown)} on the mount is {found}, not {expected}: symlinks are never followed, and "
+        f"FIFOs, sockets and devices never opened, under MOUNT_ROOT. Remove it (or its object from "
+        f"the bucket) and retry"
     )
 
 
-def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symlink")):
-        if test(mode):
-            return name
-    return "a device"
+def kind(mode: int) -> str:
+    """What a file of ``mode`` is, as messages name it: "a directory", "a socket"..."""
+    kinds = (
+        (stat.S_ISREG, "a regular file"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISLNK, "a symlink"),
+    )
+    return next((name for test, name in kinds if test(mode)), "a device")
