@@ -2,14 +2,15 @@
 
 Event: ``{"archive": "uploads/2026/12/01/data.zip", "destination": "extracted/data"}``, two keys
 below the mount root. Every member is streamed and committed atomically: it appears complete or
-not at all, whatever its size. A hostile archive (zip-slip paths, symlinks, zip bombs, too many
-members or bytes) is refused before anything is written.
+not at all, whatever its size. A hostile or broken archive (zip-slip paths, symlinks, zip bombs,
+encryption or other unsupported flag bits, truncation, too many members or bytes) and a destination
+in DOCUMENT_PREFIX (the reader's JSON documents) are refused before anything is written.
 
 Response: ``{"statusCode": 200, "archive", "destination", "files", "directories", "bytes",
 "members": [{"key", "bytes", "sha256"}, ...], "members_truncated"}``, where ``members`` lists the
 first MAX_LISTED_MEMBERS files (the response stays far below Lambda's 6 MB); or
 ``{"statusCode": 400 | 413, "error"}`` when the event or the archive is at fault and a retry
-cannot help.
+cannot help (the error says what to fix).
 
 Everything else raises, so Lambda retries the event and finally sends it to the dead-letter queue:
 NotFoundError (no archive at that key yet: an object uploaded to the bucket reaches the mount

@@ -6,6 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
+import struct
+import zipfile
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -92,6 +95,78 @@ def test_hostile_archives_are_answered_and_write_nothing(
     assert not (root / "extracted").exists()
     assert not (root.parent / "escape.txt").exists()
     assert metrics_of(stdout_lines())["RejectedRequests"] == [1.0]
+
+
+def spoil(path: Path, how: str) -> None:
+    """Make the archive at `path` hostile or broken in place."""
+    data = bytearray(path.read_bytes())
+    if how == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+        return
+    at = data.rindex(b"PK\x01\x02")  # the last member's central directory entry
+    local_at = struct.unpack_from("<L", data, at + 42)[0]
+    if how == "strong-encryption":
+        for flags_at in (at + 8, local_at + 6):
+            struct.pack_into("<H", data, flags_at, struct.unpack_from("<H", data, flags_at)[0] | 0x40)
+    else:  # "corrupt": one byte of the last member's stored data flipped (its CRC-32 then fails)
+        data[local_at + 30 + struct.unpack_from("<H", data, local_at + 26)[0] + 10] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("how", "status", "advice", "written"),
+    [
+        ("small-bombs", 413, "Send data this compressible in archives that inflate to at most", False),
+        ("strong-encryption", 400, "Re-create the archive without encryption", False),
+        ("truncated", 400, "upload the complete archive again", False),
+        ("corrupt", 400, "Re-create the archive and upload it complete", True),
+    ],
+    ids=["small-bombs", "strong-encryption", "truncated", "corrupt"],
+)
+def test_refusals_of_the_archive_say_to_fix_it_never_to_retry(
+    unzip: ModuleType,
+    root: Path,
+    context: FakeContext,
+    stdout_lines: Callable[[], list[str]],
+    how: str,
+    status: int,
+    advice: str,
+    written: bool,
+) -> None:
+    """A good first member, then the fault: 40 members of 1 MiB of zeros (each within the member
+    rule), a later member with flag bit 6, the archive cut in half, a later member's data flipped
+    (found only while inflating: the first member stays)."""
+    path = root / EVENT["archive"]
+    if how == "small-bombs":
+        write_zip(path, [("first.txt", b"fine"), *[(f"zeros-{n}.bin", bytes(1 << 20)) for n in range(40)]])
+    else:
+        write_zip(
+            path,
+            [("first.txt", b"fine"), ("later.bin", random.Random(7).randbytes(100_000))],
+            zipfile.ZIP_STORED,
+        )
+        spoil(path, how)
+    response = unzip.handler(EVENT, context)
+    assert response["statusCode"] == status
+    error = response["error"]
+    assert EVENT["archive"] in error and "()" not in error
+    assert "run again" not in error and "retry" not in error.lower()
+    assert advice in error
+    first = root / EVENT["destination"] / "first.txt"
+    assert first.exists() == written
+    assert not list((root / "extracted").rglob("*.bin"))
+    assert not list(root.glob(".staging/*"))
+    assert metrics_of(stdout_lines())["RejectedRequests"] == [1.0]
+
+
+def test_a_destination_in_the_document_prefix_is_400(
+    unzip: ModuleType, root: Path, archive: Path, context: FakeContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCUMENT_PREFIX", "docs/v1")
+    response = unzip.handler({**EVENT, "destination": "docs/v1/imports"}, context)
+    assert response["statusCode"] == 400
+    assert "DOCUMENT_PREFIX='docs/v1'" in response["error"]
+    assert not (root / "docs").exists()
 
 
 @pytest.mark.parametrize(
