@@ -27,7 +27,7 @@ import coldstart
 import latency
 import streaming
 import syscalls
-from harness import FUNCTIONS, REPO, Code, Writer, local_invoke
+from harness import FUNCTIONS, LOGICAL_IDS, REPO, Code, Writer, local_invoke
 
 FULL = {
     "import_runs": 30,
@@ -299,7 +299,7 @@ def measure(code: Code, build_dir: Path, settings: dict[str, Any], work: Path) -
     )
     print("[bench] streaming commits (64 MiB, 1 GiB)...", file=sys.stderr)
     results["streaming"] = streaming.measure(code.layer, root, work, STREAM_SIZES, settings["stream_rounds"])
-    names = (*(f"{name.capitalize()}Function" for name in FUNCTIONS), "SharedLayer")
+    names = (*(LOGICAL_IDS[name] for name in FUNCTIONS), "SharedLayer")
     app = local_invoke().functions_build_dir(build_dir)
     results["sizes"] = {name: zipped_kib(app / name) for name in names}
     if plain:
