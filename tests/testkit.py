@@ -7,6 +7,8 @@ import copy
 import importlib.util
 import json
 import re
+import shutil
+import subprocess
 import sys
 import zipfile
 from dataclasses import dataclass
@@ -114,6 +116,23 @@ def readme_blocks(section: str, language: str) -> list[str]:
     start = text.index(f"\n## {section}\n")
     end = text.find("\n## ", start + 1)
     return re.findall(rf"^```{language}\n(.*?)^```$", text[start : end if end >= 0 else None], re.M | re.S)
+
+
+def copy_project(destination: Path) -> Path:
+    """A clean copy of the project at `destination`, as a fresh clone of this working tree would be:
+    the files git tracks or would track (no .venv, .aws-sam, .local or caches)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = REPO / name
+        if source.is_file():  # a tracked file deleted in the working tree is not in a clone of it
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / name)
+    return destination
 
 
 def load_module(name: str, path: Path) -> ModuleType:
