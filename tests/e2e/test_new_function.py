@@ -17,6 +17,7 @@ from new_function import ScaffoldError, check_name, scaffold
 from testkit import REPO, copy_project
 
 NAME = "report"
+TEMPLATES = ("functions/template.yaml", "template.yaml")
 # The tests the scaffold must leave green, run in the copy: the template checks, cfn-lint of the
 # templates as written, the new handler's unit test, and its sample event end to end.
 CHECKS = [
@@ -142,3 +143,14 @@ def test_scaffolding_the_same_name_again_is_refused_and_changes_nothing(scaffold
     assert done.returncode == 2
     assert f"a function named '{NAME}' exists already (ReportFunction in" in done.stderr
     assert (scaffolded / "functions" / "template.yaml").read_text() == template
+
+
+def test_the_readme_says_how_many_template_lines_a_function_adds(tmp_path: Path) -> None:
+    project = _skeleton(tmp_path)
+    before = {name: len((project / name).read_text().splitlines()) for name in TEMPLATES}
+    scaffold(project, NAME)
+    added = {name: len((project / name).read_text().splitlines()) - before[name] for name in TEMPLATES}
+    guide = " ".join((REPO / "README.md").read_text().split())  # whatever the line breaks
+    functions, root = added["functions/template.yaml"], added["template.yaml"]
+    assert f"adds {functions + root} lines of YAML: {functions} to `functions/template.yaml`" in guide
+    assert f"the {root} lines of `template.yaml`" in guide
