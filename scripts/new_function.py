@@ -19,11 +19,20 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from template_functions import NAME, Function, function_outputs, load_template, logical_id, read_functions
+from template_functions import (
+    NAME,
+    REPO,
+    Function,
+    function_outputs,
+    load_template,
+    logical_id,
+    read_functions,
+)
 
-REPO = Path(__file__).resolve().parent.parent
+if TYPE_CHECKING:
+    from pathlib import Path
 
 HANDLER = '''\
 """Commits the "document" of its event (any JSON value) at the event's "key" on the mount, atomically.
