@@ -3,11 +3,13 @@
 `make invoke FUNCTION=writer EVENT=events/writer.json` runs this after `sam build`. The functions are
 those of functions/template.yaml (scripts/template_functions.py); without --function, the event
 file's name says which (`events/reader-list.json` runs the reader), and an event file named for
-another function than --function is refused. The RIE binary
-ships inside the aws-sam-cli wheel; it runs `python -m awslambdaric app.handler` in the built
-function directory with the built layer on PYTHONPATH (where /opt/python would be), and the event is
-POSTed to it like `sam local invoke` would. The functions are the nested application `Functions` of
-template.yaml, so sam build puts them, the layer and their built template under build/Functions/.
+another function than --function is refused.
+
+The RIE binary ships inside the aws-sam-cli wheel; it runs `python -m awslambdaric app.handler` in
+the built function directory with the built layer on PYTHONPATH (where /opt/python would be), and
+the event is POSTed to it like `sam local invoke` would. The functions are the nested application
+`Functions` of template.yaml, so sam build puts them, the layer and their built template under
+build/Functions/.
 The file system is a plain directory, MOUNT_ROOT=./.local/s3data with REQUIRE_MOUNT=false, so
 nothing here needs AWS or Docker.
 
@@ -25,7 +27,8 @@ does this script, with the same error, without starting the emulator.
 Exit status: 0 when the function returned a response without a statusCode >= 400; 1 when the
 invocation failed (the function raised or timed out, the request was too large, or the function
 answered statusCode >= 400: 400 invalid id or payload, 404 not found, 409 unsafe entry on the mount,
-413 too large); 2 when the invoke could not be set up (no build, no RIE binary, bad event file).
+413 too large); 2 when the invoke could not be set up (no build, no RIE binary, bad event file, an
+event file named for another function, or for none without --function).
 
 Example:
     .venv/bin/python scripts/local_invoke.py --function writer --event events/writer.json
