@@ -69,7 +69,7 @@ invoke: build
 
 new-function: $(VENV)/.stamp
 	@test -n "$(NAME)" || { echo "usage: make new-function NAME=<name> (lowercase letters and digits)" >&2; exit 2; }
-	@$(PY) scripts/new_function.py $(NAME)
+	@$(PY) scripts/new_function.py "$(NAME)"
 
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .
