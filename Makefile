@@ -10,16 +10,20 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(if $(PY313),$(dir $(PY313)):)$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-FUNCTION ?= writer
-EVENT ?= events/$(FUNCTION).json
+# make invoke: FUNCTION defaults to the one EVENT's file name is named for (events/reader-list.json:
+# reader), EVENT to events/$(FUNCTION).json; neither given: the writer.
+FUNCTION ?=
+EVENT ?=
 ENV ?= default
 STACK ?=
 
-.PHONY: help venv build invoke test lint bench deploy delete verify preflight publish clean \
+.PHONY: help venv build invoke new-function test lint bench deploy delete verify preflight publish clean \
 	sam-local sam-local-up sam-local-down
 
 help:
-	@echo "make invoke [FUNCTION=writer] [EVENT=events/writer.json]  build, then invoke locally (no Docker)"
+	@echo "make invoke [FUNCTION=writer] [EVENT=events/writer.json]  build, then invoke locally (no Docker);"
+	@echo "                          the function defaults to the one the event file is named for"
+	@echo "make new-function NAME=report   scaffold a function: handler, template lines, event, test"
 	@echo "make test                 lint, template checks, unit/crash/e2e/sam local tests (what CI runs)"
 	@echo "make lint                 ruff check, ruff format --check, mypy --strict (layer, handlers, infra)"
 	@echo "make build [V=1]          sam build (the layer ships its .pyc); V=1 shows sam's output"
@@ -61,7 +65,11 @@ else
 endif
 
 invoke: build
-	@$(PY) scripts/local_invoke.py --function $(FUNCTION) --event $(EVENT)
+	@$(PY) scripts/local_invoke.py $(if $(FUNCTION),--function $(FUNCTION)) $(if $(EVENT),--event $(EVENT))
+
+new-function: $(VENV)/.stamp
+	@test -n "$(NAME)" || { echo "usage: make new-function NAME=<name> (lowercase letters and digits)" >&2; exit 2; }
+	@$(PY) scripts/new_function.py "$(NAME)"
 
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .

@@ -22,7 +22,7 @@ import time
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from harness import BARE_HANDLER, FUNCTIONS, Code, function_env, local_invoke, p50, ratio
+from harness import BARE_HANDLER, FUNCTIONS, LOGICAL_IDS, Code, function_env, local_invoke, p50, ratio
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -187,7 +187,7 @@ def rie_invokers(
     runner = local_invoke()
     app = runner.functions_build_dir(build_dir)
     layer = app / "SharedLayer"
-    functions = {f"{name.capitalize()}Function": app / f"{name.capitalize()}Function" for name in FUNCTIONS}
+    functions = {LOGICAL_IDS[name]: app / LOGICAL_IDS[name] for name in FUNCTIONS}
     as_built = _build_copy(build_dir, work / "rie-build", {**functions, "SharedLayer": layer})
     bare_build = _build_copy(build_dir, work / "rie-bare", {"WriterFunction": bare, "SharedLayer": layer})
 

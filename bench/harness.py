@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 REPO = Path(__file__).resolve().parent.parent
-FUNCTIONS = ("writer", "reader", "janitor", "unzip")
 BARE_HANDLER = (
     "import json\nimport os\nimport uuid\n\n\n"
     "def handler(event, context):\n"
@@ -46,6 +45,11 @@ def local_invoke() -> ModuleType:
     return module
 
 
+# The functions of functions/template.yaml by name, with their logical ids (their build folders).
+LOGICAL_IDS: dict[str, str] = local_invoke().LOGICAL_IDS
+FUNCTIONS = tuple(LOGICAL_IDS)
+
+
 @dataclass(frozen=True)
 class Code:
     """Where the handlers and the layer's python/ directory are (the built tree, or the sources)."""
@@ -58,7 +62,7 @@ class Code:
     @classmethod
     def locate(cls, build_dir: Path, use_source: bool) -> Code:
         app = local_invoke().functions_build_dir(build_dir)
-        built = {name: app / f"{name.capitalize()}Function" for name in FUNCTIONS}
+        built = {name: app / LOGICAL_IDS[name] for name in FUNCTIONS}
         layer = app / "SharedLayer" / "python"
         if not use_source and layer.is_dir() and all((d / "app.py").is_file() for d in built.values()):
             return cls(built, layer, f"sam build output ({build_dir})", built=True)

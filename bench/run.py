@@ -28,7 +28,7 @@ import latency
 import listing_memory
 import streaming
 import syscalls
-from harness import FUNCTIONS, REPO, Code, Writer, local_invoke
+from harness import FUNCTIONS, LOGICAL_IDS, REPO, Code, Writer, local_invoke
 
 FULL = {
     "import_runs": 30,
@@ -317,7 +317,7 @@ def measure(code: Code, build_dir: Path, settings: dict[str, Any], work: Path) -
     results["streaming"] = streaming.measure(code.layer, root, work, STREAM_SIZES, settings["stream_rounds"])
     print(f"[bench] a listing page in a directory of {listing_memory.ENTRIES:,} entries...", file=sys.stderr)
     results["listing"] = listing_memory.measure(code.layer, work)
-    names = (*(f"{name.capitalize()}Function" for name in FUNCTIONS), "SharedLayer")
+    names = (*(LOGICAL_IDS[name] for name in FUNCTIONS), "SharedLayer")
     app = local_invoke().functions_build_dir(build_dir)
     results["sizes"] = {name: zipped_kib(app / name) for name in names}
     if plain:

@@ -1,10 +1,15 @@
 """Invoke a BUILT function locally without Docker, under AWS's Runtime Interface Emulator (RIE).
 
-`make invoke FUNCTION=writer EVENT=events/writer.json` runs this after `sam build`. The RIE binary
-ships inside the aws-sam-cli wheel; it runs `python -m awslambdaric app.handler` in the built
-function directory with the built layer on PYTHONPATH (where /opt/python would be), and the event is
-POSTed to it like `sam local invoke` would. The functions are the nested application `Functions` of
-template.yaml, so sam build puts them, the layer and their built template under build/Functions/.
+`make invoke FUNCTION=writer EVENT=events/writer.json` runs this after `sam build`. The functions are
+those of functions/template.yaml (scripts/template_functions.py); without --function, the event
+file's name says which (`events/reader-list.json` runs the reader), and an event file named for
+another function than --function is refused.
+
+The RIE binary ships inside the aws-sam-cli wheel; it runs `python -m awslambdaric app.handler` in
+the built function directory with the built layer on PYTHONPATH (where /opt/python would be), and
+the event is POSTed to it like `sam local invoke` would. The functions are the nested application
+`Functions` of template.yaml, so sam build puts them, the layer and their built template under
+build/Functions/.
 The file system is a plain directory, MOUNT_ROOT=./.local/s3data with REQUIRE_MOUNT=false, so
 nothing here needs AWS or Docker.
 
@@ -22,7 +27,8 @@ does this script, with the same error, without starting the emulator.
 Exit status: 0 when the function returned a response without a statusCode >= 400; 1 when the
 invocation failed (the function raised or timed out, the request was too large, or the function
 answered statusCode >= 400: 400 invalid id or payload, 404 not found, 409 unsafe entry on the mount,
-413 too large); 2 when the invoke could not be set up (no build, no RIE binary, bad event file).
+413 too large); 2 when the invoke could not be set up (no build, no RIE binary, bad event file, an
+event file named for another function, or for none without --function).
 
 Example:
     .venv/bin/python scripts/local_invoke.py --function writer --event events/writer.json
@@ -49,16 +55,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from template_functions import function_of_event, functions
+
 if TYPE_CHECKING:
     from typing import IO
 
 REPO = Path(__file__).resolve().parent.parent
-LOGICAL_IDS = {
-    "writer": "WriterFunction",
-    "reader": "ReaderFunction",
-    "janitor": "JanitorFunction",
-    "unzip": "UnzipFunction",
-}
+# Function name -> logical id, for every function of functions/template.yaml.
+LOGICAL_IDS = {name: function.logical_id for name, function in functions().items()}
+DEFAULT_FUNCTION = "writer"
 LAYER_ID = "SharedLayer"
 # Logical id of the AWS::Serverless::Application in template.yaml: its build folder.
 FUNCTIONS_STACK = "Functions"
@@ -312,15 +317,40 @@ def invoke(
     return InvokeResult(function, payload, error_header, logs, duration_ms)
 
 
+def choose_function(function: str | None, event: Path | None) -> str:
+    """The function to run: `function` if given, else the one `event`'s file name is named for
+    (`reader-list.json` -> reader), else the writer. SetupError when the event file is named for
+    another function than `function`, or for none when `function` is not given."""
+    named = function_of_event(event, LOGICAL_IDS) if event is not None else None
+    if function is not None and named not in (None, function):
+        raise SetupError(
+            f"the event file {event} is named for the {named} function, not {function}: pass "
+            f"FUNCTION={named} (or leave FUNCTION out), or an event of the {function} function."
+        )
+    if function is None and event is not None and named is None:
+        raise SetupError(
+            f"cannot tell the function from the event file name {event.name}: pass FUNCTION=<one of "
+            f"{', '.join(sorted(LOGICAL_IDS))}>, or name the file <function>.json or <function>-<what>.json."
+        )
+    return function or named or DEFAULT_FUNCTION
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--function", choices=sorted(LOGICAL_IDS), default="writer")
+    parser.add_argument(
+        "--function", choices=sorted(LOGICAL_IDS), help="default: the one the event file is named for"
+    )
     parser.add_argument("--event", type=Path, help="event JSON file (default: events/<function>.json)")
     parser.add_argument("--build-dir", type=Path, default=REPO / ".aws-sam" / "build")
     parser.add_argument("--mount-root", type=Path, default=REPO / ".local" / "s3data")
     parser.add_argument("--env-file", type=Path, default=REPO / "events" / "env.json")
     parser.add_argument("--verbose", action="store_true", help="print the function's logs on success too")
     args = parser.parse_args(argv)
+    try:
+        args.function = choose_function(args.function, args.event)
+    except SetupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     event_path = args.event or REPO / "events" / f"{args.function}.json"
     try:
         event = json.loads(event_path.read_text())

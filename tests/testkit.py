@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import json
 import re
+import shutil
+import subprocess
 import sys
 import zipfile
 from dataclasses import dataclass
@@ -14,14 +17,69 @@ from typing import TYPE_CHECKING, Any
 
 from samtranslator.translator.managed_policy_translator import ManagedPolicyLoader
 from samtranslator.translator.transform import transform as sam_transform
+from template_functions import functions
 
 if TYPE_CHECKING:
     from types import ModuleType
 
 REPO = Path(__file__).resolve().parents[1]
-# The functions of functions/template.yaml by logical id: the template, build and SAR tests check each
-# of them (tests/template/test_template_parameters.py holds this list to the template itself).
-FUNCTION_IDS = ("WriterFunction", "ReaderFunction", "JanitorFunction", "UnzipFunction")
+EVENTS = REPO / "events"
+# The functions of functions/template.yaml by logical id, read from it (scripts/template_functions.py):
+# the template, build, end-to-end and SAR tests check each of them.
+FUNCTION_IDS = tuple(function.logical_id for function in functions().values())
+
+
+@dataclass(frozen=True)
+class SampleAnswer:
+    """What a sample event answers on an empty mount root, as events/README.md's table promises."""
+
+    event: str  # its file name under events/
+    function: str
+    status: int | None  # the statusCode answered, or None when it raises
+    raises: str | None  # the errorType raised (Lambda retries the event)
+    fields: dict[str, Any]  # what else the answer holds: the cell's `"name": value` fragments
+
+
+def sample_answers(readme: Path = EVENTS / "README.md") -> list[SampleAnswer]:
+    """The rows of events/README.md's table whose last column (what `sam local invoke` answers in a
+    fresh container, and so what any empty mount root answers) is a statusCode ("404 ...") or
+    "raises `NotFoundError`", with the JSON members quoted in it (`"keys": []`)."""
+    rows = []
+    for line in readme.read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != 4 or cells[1] not in functions():
+            continue
+        status = re.match(r"\d{3}\b", cells[3])
+        raised = re.match(r"raises `(\w+)`", cells[3])
+        if not (status or raised):
+            continue
+        fields: dict[str, Any] = {}
+        for fragment in re.findall(r'`("[^`]*)`', cells[3]):
+            fields |= json.loads(f"{{{fragment}}}")
+        rows += [
+            SampleAnswer(
+                name,
+                cells[1],
+                int(status.group()) if status else None,
+                raised.group(1) if raised else None,
+                fields,
+            )
+            for name in re.findall(r"`([\w.-]+\.json)`", cells[0])
+        ]
+    return rows
+
+
+def check_answer(answer: SampleAnswer, body: Any) -> None:
+    """Assert that `body`, a function's answer to `answer.event`, is what the table promises."""
+    assert isinstance(body, dict), body
+    if answer.raises is not None:
+        assert body.get("errorType") == answer.raises, body
+    else:
+        assert "errorType" not in body, body
+        assert body.get("statusCode") == answer.status, body
+        if answer.status is not None and answer.status >= 400:
+            assert set(body) == {"statusCode", "error"}, body
+    assert {name: body.get(name) for name in answer.fields} == answer.fields, body
 
 
 @dataclass
@@ -58,6 +116,23 @@ def readme_blocks(section: str, language: str) -> list[str]:
     start = text.index(f"\n## {section}\n")
     end = text.find("\n## ", start + 1)
     return re.findall(rf"^```{language}\n(.*?)^```$", text[start : end if end >= 0 else None], re.M | re.S)
+
+
+def copy_project(destination: Path) -> Path:
+    """A clean copy of the project at `destination`, as a fresh clone of this working tree would be:
+    the files git tracks or would track (no .venv, .aws-sam, .local or caches)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = REPO / name
+        if source.is_file():  # a tracked file deleted in the working tree is not in a clone of it
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / name)
+    return destination
 
 
 def load_module(name: str, path: Path) -> ModuleType:

@@ -6,6 +6,7 @@ import ipaddress
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
+from template_functions import functions
 
 from s3files_ops.checklist import Clock, Status, StepFailure, StepResult, error_text, stderr_progress, step
 
@@ -15,8 +16,9 @@ if TYPE_CHECKING:
     from botocore.client import BaseClient
 
 NFS_PORT = 2049
-# Every function of the stack: each is checked for its network and mount, and its logs are scanned.
-FUNCTION_OUTPUTS = ("WriterFunctionName", "ReaderFunctionName", "JanitorFunctionName", "UnzipFunctionName")
+# Every function of the stack (functions/template.yaml's): each is checked for its network and mount,
+# and its logs are scanned.
+FUNCTION_OUTPUTS = tuple(f"{function.logical_id}Name" for function in functions().values())
 REQUIRED_OUTPUTS = (
     "FileSystemId",
     "AccessPointArn",

@@ -16,15 +16,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from testkit import FUNCTION_IDS, write_zip
+from template_functions import function_of_event, functions
+from testkit import FUNCTION_IDS, check_answer, sample_answers, write_zip
 
 if TYPE_CHECKING:
     from types import ModuleType
+
+    from testkit import SampleAnswer
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = REPO / "events"
 KEY = re.compile(r"documents/(\d{4})/(\d{2})/(\d{2})/([A-Za-z0-9][A-Za-z0-9._-]*)\.json")
 SCRIPT = REPO / "scripts" / "local_invoke.py"
+ANSWERS = sample_answers()
 
 
 @pytest.fixture
@@ -161,23 +165,19 @@ def test_unzip_extracts_the_archive_its_sample_event_names(invoke: Any, mount_ro
     assert missing.function_error and missing.payload["errorType"] == "NotFoundError"
 
 
-def test_every_sample_event_is_exercised_here() -> None:
-    # A new sample event must get an end-to-end test in this file (and a line in events/README.md).
-    covered = {
-        "writer.json",
-        "writer-with-id.json",
-        "writer-invalid-id.json",
-        "writer-large.json",
-        "reader.json",
-        "reader-get.json",
-        "reader-list.json",
-        "janitor.json",
-        "unzip.json",
-        "env.json",
-    }
-    assert {path.name for path in EVENTS.glob("*.json")} == covered
-    readme = (EVENTS / "README.md").read_text()
-    assert all(f"`{name}`" in readme for name in covered)
+def test_every_sample_event_has_its_promise_in_events_readme() -> None:
+    # Each sample event (its file named for its function) has one line in events/README.md's table,
+    # which the test below and the sam local tier hold every function's answers to.
+    promised = sorted((answer.event, answer.function) for answer in ANSWERS)
+    events = [path for path in EVENTS.glob("*.json") if path.name != "env.json"]
+    assert promised == sorted((path.name, function_of_event(path, functions())) for path in events)
+
+
+@pytest.mark.parametrize("answer", ANSWERS, ids=[answer.event for answer in ANSWERS])
+def test_each_sample_event_answers_what_events_readme_promises(invoke: Any, answer: SampleAnswer) -> None:
+    # On a fresh mount root, like `sam local invoke`'s fresh container: the same last column.
+    result = invoke(answer.function, load_event(answer.event))
+    check_answer(answer, result.payload)
 
 
 def test_env_file_declares_only_variables_the_template_declares(
@@ -185,13 +185,14 @@ def test_env_file_declares_only_variables_the_template_declares(
 ) -> None:
     # sam local invoke silently ignores env.json variables the template does not declare.
     env = load_event("env.json")
-    assert set(env) == {"Parameters", *FUNCTION_IDS}
+    # A function without a section takes the template's own values (POWERTOOLS_SERVICE_NAME...).
+    assert set(env) <= {"Parameters", *FUNCTION_IDS}
     assert env["Parameters"]["REQUIRE_MOUNT"] == "false"
     # /tmp: the one writable directory every sam local container has (tests/sam_local runs it there).
     assert env["Parameters"]["MOUNT_ROOT"] == "/tmp"
     for logical_id in FUNCTION_IDS:
         declared = local_invoke.function_settings(build_dir, logical_id)[3]
-        assert set(env["Parameters"]) | set(env[logical_id]) <= set(declared), logical_id
+        assert set(env["Parameters"]) | set(env.get(logical_id, {})) <= set(declared), logical_id
 
 
 def run_cli(build_dir: Path, mount_root: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -245,3 +246,30 @@ def test_cli_reports_setup_errors(build_dir: Path, tmp_path: Path) -> None:
     done = run_cli(tmp_path / "no-build", tmp_path / "s3data", "--function", "writer")
     assert done.returncode == 2
     assert "make build" in done.stderr
+
+
+def test_cli_takes_the_function_from_the_event_file_name(build_dir: Path, mount_root: Path) -> None:
+    done = run_cli(build_dir, mount_root, "--event", str(EVENTS / "reader-list.json"))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"statusCode": 200, "keys": [], "next_cursor": None}
+    assert files_under(mount_root) == []  # the reader ran: the writer would have stored the event
+
+
+def test_cli_refuses_an_event_file_named_for_another_function(build_dir: Path, mount_root: Path) -> None:
+    done = run_cli(build_dir, mount_root, "--function", "writer", "--event", str(EVENTS / "reader-list.json"))
+    assert done.returncode == 2
+    assert "reader-list.json is named for the reader function, not writer" in done.stderr
+    assert not mount_root.exists()
+
+
+def test_cli_needs_the_function_for_an_event_file_named_for_none(
+    build_dir: Path, mount_root: Path, tmp_path: Path
+) -> None:
+    event = tmp_path / "order.json"
+    event.write_text(json.dumps({"id": "order-7"}))
+    done = run_cli(build_dir, mount_root, "--event", str(event))
+    assert done.returncode == 2
+    assert "cannot tell the function from the event file name order.json: pass FUNCTION=" in done.stderr
+    done = run_cli(build_dir, mount_root, "--function", "writer", "--event", str(event))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["key"].endswith("/order-7.json")

@@ -136,7 +136,7 @@ def test_an_oversized_request_is_refused_like_lambda_without_running(
 
 
 def cli(local_invoke: ModuleType, build: Path, event: object, *extra: str) -> int:
-    event_file = build.parent / "event.json"
+    event_file = build.parent / "writer-event.json"  # named for the writer, which it runs
     event_file.write_text(json.dumps(event))
     args = [
         "--event",
@@ -159,7 +159,7 @@ def test_exit_codes(local_invoke: ModuleType, fake_build: Path, event: dict, cod
 
 
 def test_setup_failures_exit_2(local_invoke: ModuleType, fake_build: Path, tmp_path: Path) -> None:
-    assert local_invoke.main(["--event", str(tmp_path / "missing.json")]) == 2
+    assert local_invoke.main(["--event", str(tmp_path / "writer-missing.json")]) == 2
     assert cli(local_invoke, tmp_path / "no-build", {}) == 2
 
 

@@ -23,6 +23,7 @@ from verify_fakes import (
 if TYPE_CHECKING:
     from verify_fakes import FakeClock, Net
 
+# Any functions: check_function_network checks the names it is given (verify passes the template's).
 FUNCTIONS = ("writer", "reader", "janitor")
 
 

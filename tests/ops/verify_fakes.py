@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.response import StreamingBody
+from template_functions import functions
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -120,10 +121,7 @@ def create_stack(net: Net, name: str = "app", drop: tuple[str, ...] = ()) -> dic
         "FileSystemId": FS_ID,
         "AccessPointArn": AP_ARN,
         "CommittedFilesS3Prefix": f"s3://{BUCKET}/lambda/",
-        "WriterFunctionName": "writer",
-        "ReaderFunctionName": "reader",
-        "JanitorFunctionName": "janitor",
-        "UnzipFunctionName": "unzip",
+        **{f"{function.logical_id}Name": name for name, function in functions().items()},
         "FunctionSecurityGroupId": net.function_sg,
         "MountTargetSecurityGroupId": net.mount_target_sg,
         "FunctionSubnetIds": f"{net.subnet_a},{net.subnet_b}",

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 from botocore.config import Config
-from samkit import ENV_FILE, EVENTS, INVOKE_TIMEOUT_SECONDS, LOGICAL_IDS, SAM, mount_root, sam_function_id
+from samkit import ENV_FILE, EVENTS, INVOKE_TIMEOUT_SECONDS, SAM, mount_root, sam_function_id
+from testkit import check_answer, sample_answers
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -31,63 +32,28 @@ if TYPE_CHECKING:
 
     from sam_engine.engine import Engine
     from samkit import Invocation
+    from testkit import SampleAnswer
 
 KEY = re.compile(r"documents/(\d{4}/\d{2}/\d{2})/([A-Za-z0-9][A-Za-z0-9._-]*)\.json")
 REQUEST_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-def promised() -> list[tuple[str, str, int | str]]:
-    """(event file, function, answer) for `sam local invoke`, from events/README.md's table: the
-    answer is a statusCode ("404 ...") or the errorType the function raises ("raises `NotFoundError`")."""
-    rows = []
-    for line in (EVENTS / "README.md").read_text().splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if len(cells) != 4 or cells[1] not in LOGICAL_IDS:
-            continue
-        if status := re.match(r"\d{3}\b", cells[3]):
-            answer: int | str = int(status.group())
-        elif raised := re.match(r"raises `(\w+)`", cells[3]):
-            answer = raised.group(1)
-        else:
-            continue
-        rows += [(name, cells[1], answer) for name in re.findall(r"`([\w.-]+\.json)`", cells[0])]
-    return rows
-
-
-PROMISED = promised()
+PROMISED = sample_answers()
 
 
 def load(name: str) -> Any:
     return json.loads((EVENTS / name).read_text())
 
 
-def test_events_readme_promises_an_answer_for_every_sample_event() -> None:
-    assert sorted(name for name, _, _ in PROMISED) == sorted(
-        path.name for path in EVENTS.glob("*.json") if path.name != "env.json"
-    )
-
-
-def assert_answer(function: str, event: Any, expected: int | str, body: Any) -> None:
-    """The contract of each handler, as far as an empty mount root lets it show: the statusCode it
-    answers, or the errorType it raises (so that Lambda retries the event)."""
-    if isinstance(expected, str):
-        assert isinstance(body, dict) and body.get("errorType") == expected, body
-        if function == "unzip":  # the error names the archive it could not find
-            assert repr(event["archive"]) in body["errorMessage"], body
-        return
-    assert isinstance(body, dict) and "errorType" not in body, body
-    assert body["statusCode"] == expected, body
-    if expected >= 400:
-        assert set(body) == {"statusCode", "error"}, body
-    elif function == "writer":
+def assert_answer(answer: SampleAnswer, event: Any, body: Any) -> None:
+    """What events/README.md promises for the event in a fresh container (testkit.check_answer),
+    and what an empty mount root lets show of what the answer names: the archive an error is about,
+    the document a commit stored."""
+    check_answer(answer, body)
+    if answer.raises is not None and isinstance(event, dict) and "archive" in event:
+        assert repr(event["archive"]) in body["errorMessage"], body
+    if answer.status == 200 and "committed_path" in body:
         assert_committed(event, body)
-    elif function == "reader":
-        # Nothing was written in this container before the reader ran.
-        assert body == {"statusCode": 200, "keys": [], "next_cursor": None}
-    elif function == "janitor":
-        assert body == {"statusCode": 200, "removed": 0, "kept": 0, "errors": 0, "truncated": False}
-    else:
-        pytest.fail(f"no contract of the {function} function's {expected} answer here: add it")
 
 
 def assert_committed(event: Any, body: dict[str, Any]) -> None:
@@ -105,12 +71,12 @@ def assert_committed(event: Any, body: dict[str, Any]) -> None:
     assert (body["bytes"], body["sha256"]) == (len(data), hashlib.sha256(data).hexdigest())
 
 
-@pytest.mark.parametrize(("event", "function", "expected"), PROMISED, ids=[row[0] for row in PROMISED])
+@pytest.mark.parametrize("answer", PROMISED, ids=[row.event for row in PROMISED])
 def test_sam_local_invoke_answers_what_events_readme_promises(
-    sam_invoke: Callable[..., Invocation], event: str, function: str, expected: int | str
+    sam_invoke: Callable[..., Invocation], answer: SampleAnswer
 ) -> None:
-    answer = sam_invoke(function, EVENTS / event)
-    assert_answer(function, load(event), expected, answer.body)
+    invocation = sam_invoke(answer.function, EVENTS / answer.event)
+    assert_answer(answer, load(answer.event), invocation.body)
 
 
 def test_a_missing_mount_root_fails_the_invoke(sam_invoke: Callable[..., Invocation], tmp_path: Path) -> None:
@@ -152,13 +118,12 @@ def test_start_lambda_serves_boto3_invokes(
             endpoint_url=f"http://127.0.0.1:{port}",
             config=Config(retries={"max_attempts": 1}, read_timeout=INVOKE_TIMEOUT_SECONDS),
         )
-        for event, function, expected in PROMISED:
-            if event in {"writer-with-id.json", "writer-invalid-id.json", "janitor.json"}:
-                response = client.invoke(
-                    FunctionName=sam_function_id(function), Payload=(EVENTS / event).read_bytes()
-                )
+        for answer in PROMISED:
+            if answer.event in {"writer-with-id.json", "writer-invalid-id.json", "janitor.json"}:
+                payload = (EVENTS / answer.event).read_bytes()
+                response = client.invoke(FunctionName=sam_function_id(answer.function), Payload=payload)
                 assert "FunctionError" not in response, (response, log_text(log))
-                assert_answer(function, load(event), expected, json.loads(response["Payload"].read()))
+                assert_answer(answer, load(answer.event), json.loads(response["Payload"].read()))
     finally:
         stop(server)
     # sam removed its containers when it stopped.

@@ -13,22 +13,21 @@ import json
 import re
 from typing import Any
 
+from template_functions import function_outputs, functions
 from template_model import as_list
-from testkit import FUNCTION_IDS
 
-FUNCTIONS = FUNCTION_IDS
+FUNCTIONS = tuple(function.logical_id for function in functions().values())
 # The functions that serve requests, which a reservation (ReservedConcurrency) is for: all but the
-# scheduled janitor.
-SERVING = ("WriterFunction", "ReaderFunction", "UnzipFunction")
+# scheduled ones (the janitor).
+SERVING = tuple(function.logical_id for function in functions().values() if not function.scheduled)
 PREFIX_LIST_LOOKUP = "PrefixListLookupFunction"
 CLIENT_ACCESS = ("s3files:ClientMount", "s3files:ClientWrite", "s3files:ClientRootAccess")
 # s3files_store.config.STAGING_GRACE_SECONDS: added to the longest commit before a staging file is abandoned.
 STAGING_GRACE_SECONDS = 60
+# What each function's Metadata MountAccess (read, read-write) lets its policy grant.
 CLIENT_ACTIONS = {
-    "WriterFunction": {"s3files:ClientMount", "s3files:ClientWrite"},
-    "ReaderFunction": {"s3files:ClientMount"},
-    "JanitorFunction": {"s3files:ClientMount", "s3files:ClientWrite"},
-    "UnzipFunction": {"s3files:ClientMount", "s3files:ClientWrite"},
+    function.logical_id: {"s3files:ClientMount", *(["s3files:ClientWrite"] if function.writes else [])}
+    for function in functions().values()
 }
 DIRECT_READ_ACTIONS = {"s3:GetObject", "s3:GetObjectVersion"}
 CONTRACT_OUTPUTS = {
@@ -42,7 +41,7 @@ CONTRACT_OUTPUTS = {
     "MountTargetSecurityGroupId",
     "FunctionSubnetIds",
     "DeadLetterQueueUrl",
-}  # and every function's own (function_outputs)
+} | {name for function in functions().values() for name in function_outputs(function)}
 MOUNT_ERROR_TERMS = ("S3FilesMount", "MountError", "Permission denied", "Stale file handle")
 LOG_RETENTION_DAYS = {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192}
 LOG_RETENTION_DAYS |= {2557, 2922, 3288, 3653}
@@ -53,14 +52,6 @@ MAX_POSIX_ID = 4294967295
 MAX_SECONDARY_GIDS = 16
 # DataBucket's objects, written with its ARN or (as the functions stack does) with its name.
 BUCKET_OBJECTS = ("${DataBucket.Arn}/", "arn:${AWS::Partition}:s3:::${DataBucket}/")
-
-
-def function_outputs(function: str) -> tuple[str, str, str]:
-    """The outputs every function has: its name, its ARN and its log group's name."""
-    return f"{function}Name", f"{function}Arn", f"{function.removesuffix('Function')}LogGroupName"
-
-
-CONTRACT_OUTPUTS |= {name for fn in FUNCTIONS for name in function_outputs(fn)}
 
 
 def getatt(resource: str, attribute: str) -> dict[str, list[str]]:
@@ -793,10 +784,11 @@ def check_outputs(template: dict[str, Any]) -> list[str]:
         "MountTargetSecurityGroupId": ref("MountTargetSecurityGroup"),
         "DeadLetterQueueUrl": ref("DeadLetterQueue"),
     }
-    for fn in FUNCTIONS:
+    for function in functions().values():
         # The functions log to their own groups (LoggingConfig), not to /aws/lambda/<function name>.
+        fn = function.logical_id
         group = props(template, fn).get("LoggingConfig", {}).get("LogGroup")
-        expected |= dict(zip(function_outputs(fn), (ref(fn), getatt(fn, "Arn"), group), strict=True))
+        expected |= dict(zip(function_outputs(function), (ref(fn), getatt(fn, "Arn"), group), strict=True))
     problems += [
         f"output {name} must be {value}, is {outputs[name].get('Value')}"
         for name, value in expected.items()

@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 import template_checks as tc
-from samcli.yamlhelper import yaml_parse
 from template_model import LINKS, MODES, NESTED_ID, compose, resolve
-from testkit import readme_blocks, transform
+from testkit import transform
 
 Template = dict[str, Any]
 # A check, a breakage it must catch, and the mode to break.
@@ -586,35 +585,6 @@ def test_a_reservation_reaches_the_functions_that_serve_requests(resolved: dict[
         if "ReservedConcurrentExecutions" in (props := _p(template, rid))
     }
     assert reserved == dict.fromkeys(tc.SERVING, MODES["existing-vpc"]["ReservedConcurrency"])
-
-
-def test_the_readme_lines_for_a_new_function_pass_the_checks_of_a_function(
-    functions_template: Template,
-    transformed: dict[str, Template],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # README, "Add your own function": its resources, added to functions/template.yaml as they are.
-    [lines] = readme_blocks("Add your own function", "yaml")
-    added = yaml_parse(lines)
-    [new] = [rid for rid, r in added.items() if r["Type"] == "AWS::Serverless::Function"]
-    functions = copy.deepcopy(functions_template)
-    functions["Resources"] |= added
-    monkeypatch.setattr(tc, "FUNCTIONS", (*tc.FUNCTIONS, new))
-    monkeypatch.setitem(tc.CLIENT_ACTIONS, new, {"s3files:ClientMount", "s3files:ClientWrite"})
-    checks = (
-        tc.check_function_mounts,
-        tc.check_function_iam,
-        tc.check_security_groups,
-        tc.check_environment,
-        tc.check_dead_letter,
-        tc.check_concurrency,
-        tc.check_janitor,
-    )
-    functions_transformed = transform(functions, {})
-    for mode, overrides in MODES.items():
-        stack = compose(resolve(transformed[mode], overrides), functions_transformed)
-        assert new in stack["Resources"]
-        assert [problem for check in checks for problem in check(stack)] == [], mode
 
 
 def test_secondary_gids_only_when_given(resolved: dict[str, Template]) -> None:

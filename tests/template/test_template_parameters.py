@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+import template_checks as tc
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+from template_functions import read_functions
 from template_model import FUNCTIONS_TEMPLATE, LINKS, NESTED_ID, REPO, allowed
 from testkit import FUNCTION_IDS, load_module
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 CONTRACT_PARAMETERS = {
     "VpcId",
@@ -226,15 +231,35 @@ def test_function_globals(functions_template: dict[str, Any]) -> None:
 
 
 def test_every_function_is_checked_and_invokable_locally(functions_template: dict[str, Any]) -> None:
-    # A new function joins the template, build and SAR checks through testkit.FUNCTION_IDS, and
-    # `make invoke` and the sam local tier through scripts/local_invoke.py's LOGICAL_IDS.
+    # The template is the one list: the template, build and SAR checks (testkit.FUNCTION_IDS),
+    # `make invoke` and the sam local tier (local_invoke.LOGICAL_IDS) all read it.
     functions = {
         rid for rid, r in functions_template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"
     }
-    assert functions == set(FUNCTION_IDS)
+    assert set(FUNCTION_IDS) == functions
     local_invoke = load_module("local_invoke", REPO / "scripts" / "local_invoke.py")
     assert set(local_invoke.LOGICAL_IDS.values()) == functions
     assert all(name == rid.removesuffix("Function").lower() for name, rid in local_invoke.LOGICAL_IDS.items())
+    read_only = {rid for rid, actions in tc.CLIENT_ACTIONS.items() if "s3files:ClientWrite" not in actions}
+    assert read_only == {"ReaderFunction"}
+    assert set(tc.SERVING) == functions - {"JanitorFunction"}
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("CodeUri: reader/", "CodeUri: Reader/"), "ReaderFunction: CodeUri 'Reader/' does not match"),
+        (("  ReaderFunction:", "  ReadFunction:"), "ReadFunction: CodeUri 'reader/' does not match"),
+        (("MountAccess: read\n", "MountAccess: write\n"), "ReaderFunction: Metadata MountAccess is 'write'"),
+    ],
+)
+def test_a_function_off_the_layout_is_named_with_the_fix(
+    tmp_path: Path, edit: tuple[str, str], message: str
+) -> None:
+    broken = tmp_path / "template.yaml"
+    broken.write_text(FUNCTIONS_TEMPLATE.read_text().replace(*edit, 1))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        read_functions(broken)
 
 
 @pytest.mark.parametrize("function", FUNCTION_IDS)
