@@ -17,8 +17,16 @@ from testkit import REPO, copy_project
 SAM = Path(sys.executable).parent / "sam"
 
 
+def _without_python_313() -> dict[str, str]:
+    """The environment minus any PATH entry holding python3.13 (`make test` puts pyenv's 3.13.0 first)."""
+    path = [d for d in os.environ["PATH"].split(os.pathsep) if not (Path(d) / "python3.13").exists()]
+    env = {k: v for k, v in os.environ.items() if k != "PYENV_VERSION"}
+    return env | {"PATH": os.pathsep.join(path)}
+
+
 def _pyenv(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["pyenv", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    env = _without_python_313()
+    return subprocess.run(["pyenv", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
 
 
 def test_python_version_names_the_runtime_the_makefiles_look_for() -> None:
@@ -61,12 +69,11 @@ def test_plain_sam_build_in_a_fresh_copy_whatever_python_is_active(tmp_path: Pat
     assert _pyenv("version-name", cwd=tmp_path).stdout.strip() == others[-1]
     assert _pyenv("exec", "python3.13", "-V", cwd=tmp_path).returncode != 0  # what broke sam build
     shims = f"{_pyenv('root', cwd=tmp_path).stdout.strip()}/shims"
-    path = [d for d in os.environ["PATH"].split(os.pathsep) if not (Path(d) / "python3.13").exists()]
-    env = {k: v for k, v in os.environ.items() if k != "PYENV_VERSION"}
+    env = _without_python_313()
     done = subprocess.run(
         [str(SAM), "build"],
         cwd=app,
-        env=env | {"PATH": os.pathsep.join([shims, *path])},
+        env=env | {"PATH": os.pathsep.join([shims, env["PATH"]])},
         capture_output=True,
         text=True,
         timeout=600,
