@@ -703,6 +703,8 @@ def check_prefix_list_lookup(template: dict[str, Any]) -> list[str]:
         problems.append(f"S3PrefixList: ServiceToken must be !GetAtt {PREFIX_LIST_LOOKUP}.Arn")
     if custom.get("PrefixListName") != {"Fn::Sub": "com.amazonaws.${AWS::Region}.s3"}:
         problems.append("S3PrefixList: PrefixListName must be com.amazonaws.${AWS::Region}.s3")
+    if not 60 <= int(custom.get("ServiceTimeout", 3600)) <= 900:
+        problems.append("S3PrefixList: ServiceTimeout of a few minutes (60 to 900 s), not the default hour")
     function = props(template, PREFIX_LIST_LOOKUP)
     if "VpcConfig" in function:
         problems.append(f"{PREFIX_LIST_LOOKUP}: must run outside the VPC (the created VPC cannot reach EC2)")
