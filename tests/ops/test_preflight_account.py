@@ -80,8 +80,9 @@ def test_all_clear(app: Path, account: PreflightClients, stubs: tuple[Stubber, S
     assert "ReservedConcurrency=0 (template default): no reservation; account limit 1000" in out
     # moto's region holds its default VPC; its Service Quotas answer the default quota of 5.
     assert "1 in use in us-east-1, quota 5; the stack creates 1" in out
+    assert "us-east-1a (use1-az6), us-east-1b (use1-az1), the first two of Fn::GetAZs" in out
     assert "fix:" not in out
-    assert out.strip().endswith("5 pass, 0 fail, 0 warn, 0 skip")
+    assert out.strip().endswith("6 pass, 0 fail, 0 warn, 0 skip")
 
 
 def test_small_account_without_a_reservation_passes(

@@ -463,7 +463,16 @@ def check_mount_targets(template: dict[str, Any]) -> list[str]:
     subnets = [props(template, mt).get("SubnetId") for mt in targets]
     if len({_key(s) for s in subnets}) != len(subnets) or "" in subnets:
         problems.append(f"mount targets need distinct, non-empty subnets, got {subnets}")
-    zones = [props(template, s["Ref"]).get("AvailabilityZone") for s in subnets if isinstance(s, dict)]
+    zones = [
+        props(template, s["Ref"]).get("AvailabilityZoneId")
+        or props(template, s["Ref"]).get("AvailabilityZone")
+        for s in subnets
+        if isinstance(s, dict)
+    ]
+    if None in zones:
+        problems.append(
+            "a created subnet of a mount target has neither AvailabilityZone nor AvailabilityZoneId"
+        )
     if len({_key(z) for z in zones}) != len(zones):
         problems.append("the created subnets of the mount targets share an Availability Zone")
     for mt in targets:
