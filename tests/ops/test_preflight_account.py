@@ -307,7 +307,7 @@ def test_missing_region_fails_first_with_what_to_set(
     assert "export AWS_DEFAULT_REGION=eu-west-1 (AWS_REGION=us-east-1 is set, but the SAM CLI" in line
     assert 'region = "eu-west-1" under [default.deploy.parameters] in samconfig.toml' in line
     assert "no AWS credentials" not in line
-    assert out.count("[SKIP]") == 4
+    assert out.count("[SKIP]") == 5
 
 
 def test_missing_credentials_and_region_are_reported_together(
