@@ -25,7 +25,10 @@ if TYPE_CHECKING:
 PF_REPLACE = "No replacement of storage or network"
 # Create-only properties are the same in every Region's schema; this one has every type the stack uses.
 SCHEMA_REGION = "us-east-1"
-NEW_STACK = "make deploy STACK_NAME=<new name> (a new stack, with its own bucket), then copy the data"
+NEW_STACK = (
+    "deploy a new stack (another stack_name in a new samconfig.toml environment, make deploy ENV=<it>; "
+    "it gets its own bucket and file system) and migrate the data"
+)
 # Resource type -> (what its replacement does, the safe way). Which change replaces which resource is
 # derived; only what it means is written here. Other types (rules, routes, log groups) are not guarded.
 GUARDED: dict[str, tuple[str, str]] = {
