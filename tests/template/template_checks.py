@@ -573,7 +573,9 @@ def check_dead_letter(template: dict[str, Any]) -> list[str]:
         problems.append("DeadLetterQueue: must be encrypted (SqsManagedSseEnabled: true)")
     resource = template["Resources"]["DeadLetterQueue"]
     if resource.get("DeletionPolicy") != "Retain" or resource.get("UpdateReplacePolicy") != "Retain":
-        problems.append("DeadLetterQueue: DeletionPolicy and UpdateReplacePolicy must be Retain (failed events)")
+        problems.append(
+            "DeadLetterQueue: DeletionPolicy and UpdateReplacePolicy must be Retain (failed events)"
+        )
     arn = getatt("DeadLetterQueue", "Arn")
     for fn in FUNCTIONS:
         if props(template, fn).get("DeadLetterConfig", {}).get("TargetArn") != arn:
