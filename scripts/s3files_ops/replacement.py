@@ -253,9 +253,7 @@ def parameters_reaching_create_only(template: Mapping[str, Any]) -> dict[str, se
 
     def names(node: Any) -> set[str]:
         if isinstance(node, list):
-            return set().union(*map(names, node)) if node else set()
-        if isinstance(node, str):
-            return set()
+            return set().union(*map(names, node))
         if not isinstance(node, dict):
             return set()
         found: set[str] = set()
