@@ -15,16 +15,16 @@ to S3 -> the functions' logs since the start hold no mount errors, permission de
 preflight, with the parameters sam deploy --config-env ENV would use (template defaults, the stack's
 previous values, samconfig.toml's parameter_overrides, then --parameter-overrides/--vpc-id/--subnet-ids):
 credentials and Region -> the stack can be created or updated -> an update replaces no storage or
-network resource (create-only properties, from cfn-lint's schemas) -> S3 Files answers in the Region -> the
-account's Lambda concurrency leaves room for the reservations -> created VPC: the VPCs-per-Region quota
-and the two AZs its subnets get (none where Lambda does not run);
+network resource (create-only properties from cfn-lint's schemas; parameters and template edits) ->
+S3 Files answers in the Region -> the account's Lambda concurrency leaves room for the reservations ->
+created VPC: the VPCs-per-Region quota and the two AZs its subnets get (none where Lambda does not run);
 existing VPC: the subnets exist in two AZs, VPC DNS attributes, a route to S3 (warning).
 
 Prints one PASS/FAIL/WARN/SKIP line per step, a ``fix:`` line under each FAIL and WARN, and exits 1
 when any step failed (0 otherwise). The caller needs cloudformation:DescribeStacks,
 s3files:GetFileSystem, s3files:ListMountTargets, ec2:Describe*, lambda:GetFunctionConfiguration,
 lambda:InvokeFunction, s3:GetObject + s3:ListBucket on the bucket and logs:FilterLogEvents; preflight
-needs sts:GetCallerIdentity, cloudformation:DescribeStacks + ListStackResources,
+needs sts:GetCallerIdentity, cloudformation:DescribeStacks + ListStackResources + GetTemplate,
 lambda:GetAccountSettings + GetFunctionConcurrency, s3files:ListFileSystems, ec2:Describe* and
 servicequotas:GetServiceQuota.
 """

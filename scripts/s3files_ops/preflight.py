@@ -33,7 +33,7 @@ from s3files_ops.params import (
     reservations,
     total,
 )
-from s3files_ops.replacement import check_replacements
+from s3files_ops.replacement import PF_REPLACE, check_replacements, deployed_template
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -306,6 +306,28 @@ class Request:
         return Plan(found, at_zero, total(at_one) - total(at_zero), setting, where)
 
 
+def check_update(
+    cloudformation: BaseClient, request: Request, deployed: Deployed, params: Parameters
+) -> StepResult:
+    """Whether the update replaces storage or network: the deployed template with the stack's values
+    against template.yaml with the new ones; without the deployed template (no GetTemplate), the
+    parameters alone, and a WARN that template edits went unchecked."""
+    template = load_template(request.template)
+    old_template = deployed_template(cloudformation, str(request.stack_name))
+    before = defaults(old_template or template) | deployed.previous
+    result = check_replacements(
+        old_template or template, before, template, params.values, request.allow_replace
+    )
+    if old_template is not None or result.status is not Status.PASS:
+        return result
+    return StepResult(
+        PF_REPLACE,
+        Status.WARN,
+        f"{result.detail}; template edits unchecked: the deployed template could not be read",
+        "allow cloudformation:GetTemplate to the identity running preflight",
+    )
+
+
 def network_steps(params: Parameters) -> tuple[str, ...]:
     return (
         (PF_SUBNETS, PF_AZS, PF_DNS, PF_S3_ROUTE) if params.values.get("VpcId") else (PF_VPC_QUOTA, PF_ZONES)
@@ -327,10 +349,8 @@ def run_preflight(
     if deployed is not None:
         params = request.parameters(deployed)
     results = [identity, stack]
-    if deployed is not None and deployed.previous:  # an update: does it replace storage or network?
-        template = load_template(request.template)
-        before = defaults(template) | {k: v for k, v in deployed.previous.items() if k in params.values}
-        results.append(check_replacements(template, before, params.values, request.allow_replace))
+    if deployed is not None and deployed.previous and request.stack_name:  # an update
+        results.append(check_update(clients.cloudformation, request, deployed, params))
     results.append(check_s3files(clients.s3files, region))
     if deployed is None:
         results.append(skip(PF_CONCURRENCY, "stack state unknown"))

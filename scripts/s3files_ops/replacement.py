@@ -1,12 +1,13 @@
-"""Which parameter changes replace or delete the stack's storage and network, derived at run time from
-the resource provider schemas cfn-lint ships (their ``createOnlyProperties``), never from a kept list.
+"""Which parameter changes (and template edits) replace or delete the stack's storage and network,
+derived at run time from the resource provider schemas cfn-lint ships (their ``createOnlyProperties``),
+never from a kept list.
 
-A resource is replaced when a create-only property changes. The template is evaluated twice, with the
-deployed stack's parameters and with the new ones: Ref/Fn::GetAtt of another resource evaluate to that
-resource, marked when it is itself replaced (the VPC's CidrBlock replaces the VPC, whose new id
-replaces the subnets, whose new ids replace the mount targets), and what cannot be known before the
-deploy (Fn::GetAZs, Fn::Cidr of an unknown, a pseudo parameter) stays a symbol, equal on both sides.
-A resource whose Condition turns false is deleted.
+A resource is replaced when a create-only property changes. The deployed template is evaluated with
+the stack's parameters, the new one with the new parameters: Ref/Fn::GetAtt of another resource
+evaluate to that resource, marked when it is itself replaced (the VPC's CidrBlock replaces the VPC,
+whose new id replaces the subnets, whose new ids replace the mount targets), and what cannot be known
+before the deploy (Fn::GetAZs, Fn::Cidr of an unknown, a pseudo parameter) stays a symbol, equal on
+both sides. A resource whose Condition turns false is deleted.
 """
 
 from __future__ import annotations
@@ -15,16 +16,21 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER, ResourceNotFoundError
+from samcli.yamlhelper import yaml_parse
 
 from s3files_ops.checklist import Status, StepResult
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from botocore.client import BaseClient
+
 PF_REPLACE = "No replacement of storage or network"
 # Create-only properties are the same in every Region's schema; this one has every type the stack uses.
 SCHEMA_REGION = "us-east-1"
+GUARDED_EDIT = "undo the edit of those create-only properties in template.yaml"
 NEW_STACK = (
     "deploy a new stack (another stack_name in a new samconfig.toml environment, make deploy ENV=<it>; "
     "it gets its own bucket and file system) and migrate the data"
@@ -197,7 +203,8 @@ class _Evaluation:
         """Each create-only path of the resource -> its value here (None when absent)."""
         resource = self._template["Resources"][name]
         properties = self.value(resource.get("Properties") or {})
-        return {"/".join(path): _at(properties, path) for path in create_only(resource["Type"])}
+        values = {"/".join(path): _at(properties, path) for path in create_only(resource["Type"])}
+        return values | {"(Type)": resource["Type"]}  # another type is another resource
 
 
 def _is_function(key: str) -> bool:
@@ -215,31 +222,33 @@ def _at(node: Any, path: tuple[str, ...]) -> Any:
 
 
 def replacements(
-    template: Mapping[str, Any], old: Mapping[str, str], new: Mapping[str, str]
+    old_template: Mapping[str, Any],
+    old: Mapping[str, str],
+    new_template: Mapping[str, Any],
+    new: Mapping[str, str],
 ) -> list[Replacement]:
-    """The guarded resources that deploying ``new`` over a stack deployed with ``old`` replaces or
-    deletes, in template order."""
-    before = _Evaluation(template, old)
+    """The guarded resources of the stack deployed from ``old_template`` with ``old`` that deploying
+    ``new_template`` with ``new`` replaces or deletes, in the deployed template's order."""
+    before = _Evaluation(old_template, old)
     replaced: dict[str, tuple[str, ...]] = {}
+    kept = old_template["Resources"].keys() & new_template["Resources"].keys()
 
     def changed(name: str) -> tuple[str, ...]:
         if name not in replaced:
             replaced[name] = ()  # no cycles in a valid template; this only stops a bad one
             was, now = before.create_only_values(name), after.create_only_values(name)
-            paths = [p for p in was if was[p] != now[p]]
+            paths = [p for p in was.keys() | now.keys() if was.get(p) != now.get(p)]
             # "PosixUser" changes whenever "PosixUser/Uid" does: name the most specific path only.
-            replaced[name] = tuple(p for p in paths if not any(q.startswith(p + "/") for q in paths))
+            replaced[name] = tuple(sorted(p for p in paths if not any(q.startswith(p + "/") for q in paths)))
         return replaced[name]
 
-    after = _Evaluation(
-        template, new, marks=lambda name: name in template["Resources"] and bool(changed(name))
-    )
+    after = _Evaluation(new_template, new, marks=lambda name: name in kept and bool(changed(name)))
     found = []
-    for name, resource in template["Resources"].items():
+    for name, resource in old_template["Resources"].items():
         kind = resource.get("Type", "")
         if kind not in GUARDED or not before.included(name):
             continue
-        if not after.included(name):
+        if name not in kept or not after.included(name):
             found.append(Replacement(name, kind, ()))
         elif paths := changed(name):
             found.append(Replacement(name, kind, paths))
@@ -315,34 +324,34 @@ def _raw_at(node: Any, path: tuple[str, ...]) -> Any:
 
 
 def check_replacements(
-    template: Mapping[str, Any],
+    old_template: Mapping[str, Any],
     old: Mapping[str, str],
+    new_template: Mapping[str, Any],
     new: Mapping[str, str],
     allowed: frozenset[str] = frozenset(),
 ) -> StepResult:
-    """FAIL when the new parameters replace or delete a guarded resource not in ``allowed``, naming
-    each parameter, the resources, the consequence and the safe way; WARN for the allowed ones."""
+    """FAIL when deploying ``new_template`` with ``new`` over the stack (``old_template`` with ``old``)
+    replaces or deletes a guarded resource not in ``allowed``, naming each changed parameter (or the
+    template edits), the resources, the consequence and the safe way; WARN for the allowed ones."""
     changed = sorted(k for k in new if k in old and old[k] != new[k])
-    if not changed:
-        return StepResult(PF_REPLACE, Status.PASS, "no parameter changes: nothing replaced")
-    everything = {r.resource: r for r in replacements(template, old, new)}
+    everything = {r.resource: r for r in replacements(old_template, old, new_template, new)}
     if not everything:
-        return StepResult(
-            PF_REPLACE,
-            Status.PASS,
-            f"{', '.join(changed)} change, no create-only property of a guarded resource",
-        )
-    # Who is to blame: each changed parameter alone, on top of the deployed values.
+        what = f"{', '.join(changed)} change" if changed else "no parameter changes"
+        return StepResult(PF_REPLACE, Status.PASS, f"{what}, no create-only property of a guarded resource")
+    # Who is to blame: the template edits (with the deployed values), then each changed parameter alone.
+    carried = {k: old.get(k, v) for k, v in new.items()}
     blamed: dict[str, list[Replacement]] = {}
+    for r in replacements(old_template, old, new_template, carried):
+        blamed.setdefault("template edits", []).append(everything.get(r.resource, r))
     for parameter in changed:
-        for r in replacements(template, old, {**old, parameter: new[parameter]}):
+        for r in replacements(new_template, carried, new_template, {**carried, parameter: new[parameter]}):
             blamed.setdefault(parameter, []).append(everything.get(r.resource, r))
     unexplained = set(everything) - {r.resource for found in blamed.values() for r in found}
     if unexplained:  # only the combination replaces them
         blamed[" + ".join(changed)] = [everything[name] for name in everything if name in unexplained]
     lines, fixes = [], []
-    for parameter, found in blamed.items():
-        values = f"{old[parameter]!r} -> {new[parameter]!r}" if parameter in old else "together"
+    for cause, found in blamed.items():
+        values = f" {old[cause]!r} -> {new[cause]!r}" if cause in changed else ""
         what = ", ".join(
             f"{r.resource} ({r.resource_type}; "
             + ("deleted" if r.deleted else f"create-only {', '.join(r.paths)}")
@@ -350,8 +359,11 @@ def check_replacements(
             for r in found
         )
         meaning = "; ".join(dict.fromkeys(GUARDED[r.resource_type][0] for r in found))
-        lines.append(f"{parameter} {values} replaces {what}: {meaning}")
-        fixes.append(f"{parameter}: " + "; ".join(dict.fromkeys(GUARDED[r.resource_type][1] for r in found)))
+        lines.append(
+            f"{cause}{values} {'replace' if cause == 'template edits' else 'replaces'} {what}: {meaning}"
+        )
+        safe = "; ".join(dict.fromkeys(GUARDED[r.resource_type][1] for r in found))
+        fixes.append(f"{cause}: {GUARDED_EDIT if cause == 'template edits' else safe}")
     refused = [name for name in everything if name not in allowed]
     detail = " | ".join(lines)
     if not refused:
@@ -367,3 +379,13 @@ def check_replacements(
         "the stack policy for them during that deploy"
     )
     return StepResult(PF_REPLACE, Status.FAIL, detail, " | ".join([*fixes, override]))
+
+
+def deployed_template(cloudformation: BaseClient, stack: str) -> dict[str, Any] | None:
+    """The stack's template as submitted (GetTemplate, stage Original); None when it cannot be read."""
+    try:
+        body = cloudformation.get_template(StackName=stack, TemplateStage="Original")["TemplateBody"]
+    except ClientError:
+        return None
+    parsed = body if isinstance(body, dict) else yaml_parse(body)  # botocore decodes JSON bodies itself
+    return parsed if isinstance(parsed, dict) and isinstance(parsed.get("Resources"), dict) else None
