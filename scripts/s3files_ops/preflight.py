@@ -50,9 +50,10 @@ PF_DNS = "VPC DNS support and DNS hostnames"
 PF_S3_ROUTE = "Route to S3 for direct reads"
 PF_ZONES = "Availability Zones of the created VPC"
 AZ_PARAMETERS = ("AvailabilityZoneIdA", "AvailabilityZoneIdB")
-# AZ ids where Lambda refuses a function's subnets ("The provided subnets contain availability zone
-# Lambda doesn't support", keboola/developer-portal#81, us-east-1; the id is use1-az3, as issue 19 and
-# the S3 Files facts record). Kept to what is documented: Lambda's own error still catches the rest.
+# AZ ids where Lambda refuses a function's subnets: "The provided subnets contain availability zone
+# Lambda doesn't support. Please use a different set of subnets." (us-east-1, keboola/developer-portal#81;
+# issue 19 names the id, use1-az3). Only ids with such a report are listed; Lambda's own error still
+# catches any other, and AvailabilityZoneIdA/B (or SubnetIds) choose around it.
 LAMBDA_UNSUPPORTED_AZ_IDS = frozenset({"use1-az3"})
 # describe_vpc_attribute name -> (response key, modify-vpc-attribute flag)
 DNS_ATTRIBUTES = {
