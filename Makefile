@@ -31,7 +31,8 @@ help:
 	@echo "make sam-local-up | sam-local-down   start (prints DOCKER_HOST) / stop that engine"
 	@echo "make bench                benchmark against the disk's floor; writes bench/results.json"
 	@echo "make preflight [ENV=prod] [ARGS=\"--parameter-overrides ReservedConcurrency=5 --region eu-west-1\"]"
-	@echo "make deploy [ENV=prod] [SKIP_PREFLIGHT=1] | delete [ENV=prod]"
+	@echo "make deploy [ENV=prod] [SKIP_PREFLIGHT=1] [ALLOW_REPLACE=AccessPoint,..]   README, Deploy"
+	@echo "make delete [ENV=prod]    keeps the bucket and the dead-letter queue; follows the delete to its end"
 	@echo "make verify STACK=... [ARGS=\"--wait-seconds 900 --region eu-west-1\"]"
 	@echo "make publish BUCKET=<artifact bucket> [REGION=eu-west-1] [VERSION=0.2.0]   the functions to SAR"
 	@echo "make clean                stop the sam local engine; remove .aws-sam, .local, bench/results.json"
@@ -93,21 +94,30 @@ sam-local-down: $(VENV)/.stamp
 bench: build
 	$(PY) bench/run.py
 
-# The preflight checks the account before anything is built or created; SKIP_PREFLIGHT=1 skips it.
+# The preflight checks the account, and on an update that no parameter change replaces storage or
+# network, before anything is built or created; SKIP_PREFLIGHT=1 skips it. ALLOW_REPLACE=<logical
+# ids> lets this deploy replace them on purpose: the preflight warns instead of failing, and the stack
+# policy (infra/stack-policy.json; sam deploy has no option for it) is lifted for them during this
+# deploy and set whole again afterwards, whatever sam deploy did.
+ALLOW_ARG = $(if $(ALLOW_REPLACE),--allow-replace $(ALLOW_REPLACE))
+
 deploy: $(VENV)/.stamp
 ifeq ($(SKIP_PREFLIGHT),)
-	@$(PY) scripts/verify.py preflight --config-env $(ENV) || { \
+	@$(PY) scripts/verify.py preflight --config-env $(ENV) $(ALLOW_ARG) || { \
 	  echo "make deploy: stopped before creating anything. Fix the FAIL lines above, or deploy anyway:" \
 	       "SKIP_PREFLIGHT=1 make deploy ENV=$(ENV)" >&2; exit 1; }
 endif
 	@$(MAKE) --no-print-directory build
-	sam deploy --config-env $(ENV)
+	@$(PY) scripts/stack_ops.py policy --config-env $(ENV) $(ALLOW_ARG)
+	@sam deploy --config-env $(ENV); status=$$?; \
+	  $(PY) scripts/stack_ops.py policy --config-env $(ENV) || status=1; exit $$status
 
+# sam delete gives up after about 60 minutes while CloudFormation goes on (Lambda's VPC network
+# interfaces alone take 25-40): wait-delete follows the stack to its end and explains what failed.
 delete: $(VENV)/.stamp
-	@echo "Deleting the stack. The data bucket is retained (DeletionPolicy: Retain): empty and delete it yourself."
-	@echo "The file system cannot be deleted while exports to S3 are pending: if the delete fails, wait a"
-	@echo "few minutes (CloudWatch PendingExports at 0) and run 'make delete' again."
-	sam delete --config-env $(ENV)
+	@$(PY) scripts/stack_ops.py delete-plan --config-env $(ENV)
+	@sam delete --config-env $(ENV) || echo "sam delete stopped waiting (or failed); following the stack from here."
+	@$(PY) scripts/stack_ops.py wait-delete --config-env $(ENV)
 
 verify: $(VENV)/.stamp
 	@test -n "$(STACK)" || { echo "usage: make verify STACK=<stack-name>" >&2; exit 2; }

@@ -5,7 +5,8 @@ Usage::
     verify.py [verify] --stack NAME [--region R] [--profile P] [--wait-seconds 600]
               [--export-wait-seconds 180] [--invoke-attempts 6]
     verify.py preflight [--config-env ENV] [--parameter-overrides K=V ..] [--vpc-id vpc-..
-              --subnet-ids subnet-a,subnet-b] [--region R] [--profile P] [--stack-name NAME]
+              --subnet-ids subnet-a,subnet-b] [--allow-replace ID,..] [--region R] [--profile P]
+              [--stack-name NAME]
 
 verify: stack outputs -> file system and mount targets available -> NFS security group rules -> each
 function's VPC, access point and a mount target per AZ -> writer commits a probe document
@@ -13,15 +14,17 @@ function's VPC, access point and a mount target per AZ -> writer commits a probe
 to S3 -> the functions' logs since the start hold no mount errors, permission denials or timeouts.
 preflight, with the parameters sam deploy --config-env ENV would use (template defaults, the stack's
 previous values, samconfig.toml's parameter_overrides, then --parameter-overrides/--vpc-id/--subnet-ids):
-credentials and Region -> the stack can be created or updated -> S3 Files answers in the Region -> the
-account's Lambda concurrency leaves room for the reservations -> created VPC: the VPCs-per-Region quota;
+credentials and Region -> the stack can be created or updated -> an update replaces no storage or
+network resource (create-only properties from cfn-lint's schemas; parameters and template edits) ->
+S3 Files answers in the Region -> the account's Lambda concurrency leaves room for the reservations ->
+created VPC: the VPCs-per-Region quota and the two AZs its subnets get (none where Lambda does not run);
 existing VPC: the subnets exist in two AZs, VPC DNS attributes, a route to S3 (warning).
 
 Prints one PASS/FAIL/WARN/SKIP line per step, a ``fix:`` line under each FAIL and WARN, and exits 1
 when any step failed (0 otherwise). The caller needs cloudformation:DescribeStacks,
 s3files:GetFileSystem, s3files:ListMountTargets, ec2:Describe*, lambda:GetFunctionConfiguration,
 lambda:InvokeFunction, s3:GetObject + s3:ListBucket on the bucket and logs:FilterLogEvents; preflight
-needs sts:GetCallerIdentity, cloudformation:DescribeStacks + ListStackResources,
+needs sts:GetCallerIdentity, cloudformation:DescribeStacks + ListStackResources + GetTemplate,
 lambda:GetAccountSettings + GetFunctionConcurrency, s3files:ListFileSystems, ec2:Describe* and
 servicequotas:GetServiceQuota.
 """
@@ -187,6 +190,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="what-if values on top of samconfig.toml's parameter_overrides (sam deploy's syntax)",
     )
+    preflight.add_argument(
+        "--allow-replace",
+        default="",
+        metavar="LOGICAL_ID[,..]",
+        help="resources this deploy may replace on purpose (a WARN, not a FAIL); see README, Deploy",
+    )
     preflight.add_argument("--vpc-id", help="same as --parameter-overrides VpcId=..")
     preflight.add_argument("--subnet-ids", help="same as --parameter-overrides SubnetIds=a,b")
     return parser
@@ -202,7 +211,10 @@ def preflight(args: argparse.Namespace, clients: PreflightClients | None = None)
         for name, value in (("VpcId", args.vpc_id), ("SubnetIds", args.subnet_ids)):
             if value is not None:
                 command_line[name] = value.replace(" ", "")
-        request = Request(args.template_file, config, command_line, args.stack_name or config.stack_name)
+        allowed = frozenset(name for name in args.allow_replace.replace(" ", "").split(",") if name)
+        request = Request(
+            args.template_file, config, command_line, args.stack_name or config.stack_name, allowed
+        )
         target = resolve_target(args.region, args.profile, config)
         if clients is None and target.session is not None and not target.problems:
             clients = PreflightClients.from_session(target.session)

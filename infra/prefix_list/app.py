@@ -6,9 +6,12 @@ created-VPC mode when `S3PrefixListId` is empty, for the prefix list named by th
 `PrefixListName` property (`com.amazonaws.<region>.s3`) and reads `PrefixListId` from its data.
 
 Every request is answered on CloudFormation's pre-signed URL: Create and Update look the id up,
-Delete succeeds without a call (nothing was created), and any failure is FAILED with the reason,
-so the stack stops with that reason instead of waiting an hour for a response. It needs only the
-standard library and the boto3 of the python3.13 runtime: nothing to package.
+Delete succeeds without a call (nothing was created), and any failure, the event's own shape
+included, is FAILED with the reason, so the stack stops with that reason instead of waiting for a
+response. The PUT is retried with backoff (bounded, inside the function's 60 s Timeout); if it never
+gets through, the invocation fails so that Lambda's asynchronous retries answer again, and the
+resource's ServiceTimeout (template.yaml) bounds what is left. It needs only the standard library
+and the boto3 of the python3.13 runtime: nothing to package.
 
 Example (what CloudFormation receives):
     {"Status": "SUCCESS", "PhysicalResourceId": "pl-63a5400a", "Data": {"PrefixListId": "pl-63a5400a"}, ...}
@@ -19,6 +22,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import time
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -31,6 +36,11 @@ LOGGER.setLevel(logging.INFO)
 MAX_REASON = 1000
 # Bounded so that the response always goes out well inside the function's 60 s timeout.
 EC2_CONFIG = Config(connect_timeout=3, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 3})
+# The PUT: 4 attempts of at most 5 s, 1 + 2 + 4 s apart, so 27 s at worst; with EC2's 24 s, inside 60 s.
+PUT_TIMEOUT = 5
+PUT_DELAYS = (1, 2, 4)
+# Replaced by the tests, so that a backoff takes no time.
+sleep = time.sleep
 
 
 @functools.cache
@@ -41,9 +51,11 @@ def ec2_client() -> Any:  # no EC2 type stubs in this project's toolchain
 def handler(event: dict[str, Any], context: Any) -> None:
     """Answer one CloudFormation custom resource request (see the module docstring)."""
     request = event.get("RequestType")
-    physical_id = event.get("PhysicalResourceId") or context.log_stream_name
-    data: dict[str, str] = {}
+    where = f" (log stream {context.log_stream_name})"
+    # FAILED until the request succeeds: the answer goes out from `finally`, whatever was raised.
+    status, reason, physical_id, data = "FAILED", f"interrupted{where}", context.log_stream_name, {}
     try:
+        physical_id = event.get("PhysicalResourceId") or physical_id
         if request in ("Create", "Update"):
             data = {"PrefixListId": prefix_list_id(event["ResourceProperties"]["PrefixListName"])}
             physical_id = data["PrefixListId"]
@@ -52,9 +64,9 @@ def handler(event: dict[str, Any], context: Any) -> None:
         status, reason = "SUCCESS", ""
     except Exception as exc:  # whatever went wrong, CloudFormation must hear it now
         LOGGER.exception("%s of %s failed", request, event.get("LogicalResourceId"))
-        where = f" (log stream {context.log_stream_name})"
-        status, reason = "FAILED", f"{type(exc).__name__}: {exc}"[: MAX_REASON - len(where)] + where
-    respond(event, status, reason, physical_id, data)
+        data, reason = {}, f"{type(exc).__name__}: {exc}"[: MAX_REASON - len(where)] + where
+    finally:
+        respond(event, status, reason, physical_id, data)
 
 
 def prefix_list_id(name: str) -> str:
@@ -87,6 +99,20 @@ def respond(event: dict[str, Any], status: str, reason: str, physical_id: str, d
     ).encode()
     # CloudFormation's URL from the event (S3, https); never logged, since it grants the write.
     url = event["ResponseURL"]
-    put = urllib.request.Request(url, data=body, method="PUT", headers={"Content-Type": ""})  # noqa: S310
-    with urllib.request.urlopen(put, timeout=10) as answer:  # noqa: S310
-        LOGGER.info("answered %s with %s (HTTP %s)", event.get("RequestType"), status, answer.status)
+    for delay in (*PUT_DELAYS, None):
+        put = urllib.request.Request(url, data=body, method="PUT", headers={"Content-Type": ""})  # noqa: S310
+        try:
+            with urllib.request.urlopen(put, timeout=PUT_TIMEOUT) as answer:  # noqa: S310
+                LOGGER.info("answered %s with %s (HTTP %s)", event.get("RequestType"), status, answer.status)
+                return
+        except (urllib.error.URLError, OSError) as exc:  # HTTPError (a 5xx, a 403) is a URLError
+            if delay is None:
+                LOGGER.error(
+                    "could not answer %s after %d attempts: %s",
+                    event.get("RequestType"),
+                    len(PUT_DELAYS) + 1,
+                    exc,
+                )
+                raise
+            LOGGER.warning("answering %s failed (%s); retrying in %s s", event.get("RequestType"), exc, delay)
+            sleep(delay)

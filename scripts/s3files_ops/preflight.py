@@ -1,4 +1,5 @@
-"""Preflight before a deploy: the account and Region (s3files_ops.account), then the network mode the
+"""Preflight before a deploy: the account and Region (s3files_ops.account), on an update whether the
+new parameters replace storage or network (s3files_ops.replacement), then the network mode the
 parameters choose: the VPC quota for a created VPC, or the subnets, AZs, DNS attributes and route to
 S3 of an existing one.
 """
@@ -26,14 +27,16 @@ from s3files_ops.checklist import Status, StepFailure, StepResult, skip, step
 from s3files_ops.params import (
     ConfigError,
     Parameters,
+    defaults,
     effective_parameters,
     load_template,
     reservations,
     total,
 )
+from s3files_ops.replacement import PF_REPLACE, check_replacements, deployed_template
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
     from pathlib import Path
 
     from botocore.client import BaseClient
@@ -45,6 +48,13 @@ PF_SUBNETS = "VPC and subnets exist"
 PF_AZS = "Exactly two subnets in distinct AZs"
 PF_DNS = "VPC DNS support and DNS hostnames"
 PF_S3_ROUTE = "Route to S3 for direct reads"
+PF_ZONES = "Availability Zones of the created VPC"
+AZ_PARAMETERS = ("AvailabilityZoneIdA", "AvailabilityZoneIdB")
+# AZ ids where Lambda refuses a function's subnets: "The provided subnets contain availability zone
+# Lambda doesn't support. Please use a different set of subnets." (us-east-1, keboola/developer-portal#81;
+# issue 19 names the id, use1-az3). Only ids with such a report are listed; Lambda's own error still
+# catches any other, and AvailabilityZoneIdA/B (or SubnetIds) choose around it.
+LAMBDA_UNSUPPORTED_AZ_IDS = frozenset({"use1-az3"})
 # describe_vpc_attribute name -> (response key, modify-vpc-attribute flag)
 DNS_ATTRIBUTES = {
     "enableDnsSupport": ("EnableDnsSupport", "--enable-dns-support"),
@@ -82,9 +92,23 @@ def check_subnets(ec2: BaseClient, vpc_id: str, subnet_ids: Sequence[str]) -> St
 
 
 def check_azs(subnets: Sequence[dict[str, Any]]) -> StepResult:
-    """PASS for exactly two subnets in two different AZs (one mount target per AZ)."""
+    """PASS for exactly two subnets in two different AZs (one mount target per AZ), none of them in an
+    AZ id where Lambda cannot run."""
     zones = {s["SubnetId"]: s["AvailabilityZone"] for s in subnets}
     detail = ", ".join(f"{sid} in {zone}" for sid, zone in zones.items())
+    refused = [
+        f"{s['SubnetId']} ({s['AvailabilityZone']} = {s.get('AvailabilityZoneId')})"
+        for s in subnets
+        if s.get("AvailabilityZoneId") in LAMBDA_UNSUPPORTED_AZ_IDS
+    ]
+    if refused:
+        return StepResult(
+            PF_AZS,
+            Status.FAIL,
+            f"{', '.join(refused)}: an AZ where Lambda does not run functions",
+            "pick SubnetIds in other AZs (`aws ec2 describe-subnets --query "
+            "'Subnets[].[SubnetId,AvailabilityZoneId]'`); the AZ id, not the name, is what counts",
+        )
     if len(zones) == 2 and len(set(zones.values())) == 2:
         return StepResult(PF_AZS, Status.PASS, detail)
     return StepResult(
@@ -177,6 +201,61 @@ def check_s3_route(ec2: BaseClient, vpc_id: str, subnet_ids: Sequence[str]) -> S
     )
 
 
+def _zone_fix(zones: Sequence[dict[str, Any]], where: str) -> str:
+    usable = [z["ZoneId"] for z in zones if z["ZoneId"] not in LAMBDA_UNSUPPORTED_AZ_IDS]
+    return (
+        f"choose two AZ ids of {', '.join(usable) or '(none available)'}: AvailabilityZoneIdA=<id> "
+        f"AvailabilityZoneIdB=<id> in {where} (or --parameter-overrides to try them)"
+    )
+
+
+@step(PF_ZONES)
+def check_created_zones(ec2: BaseClient, values: Mapping[str, str], where: str) -> StepResult:
+    """The two AZs the created VPC's subnets get: AvailabilityZoneIdA/B when set, else the first two
+    of Fn::GetAZs (available AZs, only those with a default subnet when any has one, sorted by name).
+    FAIL when there are not two, or one is an AZ id where Lambda does not run."""
+    zones = sorted(
+        (
+            z
+            for z in ec2.describe_availability_zones(
+                Filters=[{"Name": "zone-type", "Values": ["availability-zone"]}]
+            )["AvailabilityZones"]
+            if z.get("State") == "available"
+        ),
+        key=lambda z: z["ZoneName"],
+    )
+    chosen = [values.get(name, "") for name in AZ_PARAMETERS]
+    if any(chosen):
+        by_id = {z["ZoneId"]: z for z in zones}
+        unknown = [
+            f"{n}={v or '(empty)'}" for n, v in zip(AZ_PARAMETERS, chosen, strict=True) if v not in by_id
+        ]
+        if unknown or chosen[0] == chosen[1]:
+            problem = f"{', '.join(unknown)} not an available AZ id here" if unknown else "the same AZ twice"
+            raise StepFailure(f"{problem} ({ec2.meta.region_name})", _zone_fix(zones, where))
+        picked, source = [by_id[v] for v in chosen], "AvailabilityZoneIdA/B"
+    else:
+        defaults = {
+            s["AvailabilityZone"]
+            for s in ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
+        }
+        # Fn::GetAZs: "only Availability Zones that have a default subnet unless none of them has one".
+        candidates = [z for z in zones if z["ZoneName"] in defaults] or zones
+        picked, source = candidates[:2], "the first two of Fn::GetAZs"
+        if len(picked) < 2:
+            raise StepFailure(
+                f"Fn::GetAZs gives {len(picked)} AZ(s) in {ec2.meta.region_name}: the stack needs two",
+                _zone_fix(zones, where),
+            )
+    detail = ", ".join(f"{z['ZoneName']} ({z['ZoneId']})" for z in picked) + f", {source}"
+    refused = [z["ZoneId"] for z in picked if z["ZoneId"] in LAMBDA_UNSUPPORTED_AZ_IDS]
+    if refused:
+        raise StepFailure(
+            f"{detail}: Lambda does not run functions in {', '.join(refused)}", _zone_fix(zones, where)
+        )
+    return StepResult(PF_ZONES, Status.PASS, detail)
+
+
 def check_existing_vpc(ec2: BaseClient, vpc_id: str, subnet_ids: Sequence[str]) -> list[StepResult]:
     """Check an existing VPC and two subnets before deploying with VpcId/SubnetIds set."""
     subnets = check_subnets(ec2, vpc_id, subnet_ids)
@@ -200,6 +279,8 @@ class Request:
     config: SamConfig
     command_line: dict[str, str]
     stack_name: str | None
+    # Logical ids the user lets this deploy replace (--allow-replace): a WARN instead of a FAIL.
+    allow_replace: frozenset[str] = frozenset()
 
     def parameters(self, deployed: Deployed) -> Parameters:
         """As sam deploy resolves them; on an update, parameters not overridden keep their previous value."""
@@ -226,8 +307,32 @@ class Request:
         return Plan(found, at_zero, total(at_one) - total(at_zero), setting, where)
 
 
+def check_update(
+    cloudformation: BaseClient, request: Request, deployed: Deployed, params: Parameters
+) -> StepResult:
+    """Whether the update replaces storage or network: the deployed template with the stack's values
+    against template.yaml with the new ones; without the deployed template (no GetTemplate), the
+    parameters alone, and a WARN that template edits went unchecked."""
+    template = load_template(request.template)
+    old_template = deployed_template(cloudformation, str(request.stack_name))
+    before = defaults(old_template or template) | deployed.previous
+    result = check_replacements(
+        old_template or template, before, template, params.values, request.allow_replace
+    )
+    if old_template is not None or result.status is not Status.PASS:
+        return result
+    return StepResult(
+        PF_REPLACE,
+        Status.WARN,
+        f"{result.detail}; template edits unchecked: the deployed template could not be read",
+        "allow cloudformation:GetTemplate to the identity running preflight",
+    )
+
+
 def network_steps(params: Parameters) -> tuple[str, ...]:
-    return (PF_SUBNETS, PF_AZS, PF_DNS, PF_S3_ROUTE) if params.values.get("VpcId") else (PF_VPC_QUOTA,)
+    return (
+        (PF_SUBNETS, PF_AZS, PF_DNS, PF_S3_ROUTE) if params.values.get("VpcId") else (PF_VPC_QUOTA, PF_ZONES)
+    )
 
 
 def run_preflight(
@@ -244,7 +349,10 @@ def run_preflight(
     deployed: Deployed | None = stack.data
     if deployed is not None:
         params = request.parameters(deployed)
-    results = [identity, stack, check_s3files(clients.s3files, region)]
+    results = [identity, stack]
+    if deployed is not None and deployed.previous and request.stack_name:  # an update
+        results.append(check_update(clients.cloudformation, request, deployed, params))
+    results.append(check_s3files(clients.s3files, region))
     if deployed is None:
         results.append(skip(PF_CONCURRENCY, "stack state unknown"))
     else:
@@ -266,5 +374,9 @@ def run_preflight(
         subnet_ids = [s.strip() for s in params.values.get("SubnetIds", "").split(",") if s.strip()]
         results += check_existing_vpc(clients.ec2, vpc_id, subnet_ids)
     else:
+        where = (
+            f"parameter_overrides of [{request.config.env}.deploy.parameters] in {request.config.path.name}"
+        )
         results.append(check_vpc_quota(clients.ec2, clients.servicequotas, region))
+        results.append(check_created_zones(clients.ec2, params.values, where))
     return results, params

@@ -80,8 +80,9 @@ def test_all_clear(app: Path, account: PreflightClients, stubs: tuple[Stubber, S
     assert "ReservedConcurrency=0 (template default): no reservation; account limit 1000" in out
     # moto's region holds its default VPC; its Service Quotas answer the default quota of 5.
     assert "1 in use in us-east-1, quota 5; the stack creates 1" in out
+    assert "us-east-1a (use1-az6), us-east-1b (use1-az1), the first two of Fn::GetAZs" in out
     assert "fix:" not in out
-    assert out.strip().endswith("5 pass, 0 fail, 0 warn, 0 skip")
+    assert out.strip().endswith("6 pass, 0 fail, 0 warn, 0 skip")
 
 
 def test_small_account_without_a_reservation_passes(
@@ -306,7 +307,7 @@ def test_missing_region_fails_first_with_what_to_set(
     assert "export AWS_DEFAULT_REGION=eu-west-1 (AWS_REGION=us-east-1 is set, but the SAM CLI" in line
     assert 'region = "eu-west-1" under [default.deploy.parameters] in samconfig.toml' in line
     assert "no AWS credentials" not in line
-    assert out.count("[SKIP]") == 4
+    assert out.count("[SKIP]") == 5
 
 
 def test_missing_credentials_and_region_are_reported_together(

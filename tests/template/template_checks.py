@@ -454,7 +454,16 @@ def check_mount_targets(template: dict[str, Any]) -> list[str]:
     subnets = [props(template, mt).get("SubnetId") for mt in targets]
     if len({_key(s) for s in subnets}) != len(subnets) or "" in subnets:
         problems.append(f"mount targets need distinct, non-empty subnets, got {subnets}")
-    zones = [props(template, s["Ref"]).get("AvailabilityZone") for s in subnets if isinstance(s, dict)]
+    zones = [
+        props(template, s["Ref"]).get("AvailabilityZoneId")
+        or props(template, s["Ref"]).get("AvailabilityZone")
+        for s in subnets
+        if isinstance(s, dict)
+    ]
+    if None in zones:
+        problems.append(
+            "a created subnet of a mount target has neither AvailabilityZone nor AvailabilityZoneId"
+        )
     if len({_key(z) for z in zones}) != len(zones):
         problems.append("the created subnets of the mount targets share an Availability Zone")
     for mt in targets:
@@ -553,6 +562,11 @@ def check_dead_letter(template: dict[str, Any]) -> list[str]:
     queue = props(template, "DeadLetterQueue")
     if queue.get("SqsManagedSseEnabled") is not True and not queue.get("KmsMasterKeyId"):
         problems.append("DeadLetterQueue: must be encrypted (SqsManagedSseEnabled: true)")
+    resource = template["Resources"]["DeadLetterQueue"]
+    if resource.get("DeletionPolicy") != "Retain" or resource.get("UpdateReplacePolicy") != "Retain":
+        problems.append(
+            "DeadLetterQueue: DeletionPolicy and UpdateReplacePolicy must be Retain (failed events)"
+        )
     arn = getatt("DeadLetterQueue", "Arn")
     for fn in FUNCTIONS:
         if props(template, fn).get("DeadLetterConfig", {}).get("TargetArn") != arn:
@@ -694,6 +708,8 @@ def check_prefix_list_lookup(template: dict[str, Any]) -> list[str]:
         problems.append(f"S3PrefixList: ServiceToken must be !GetAtt {PREFIX_LIST_LOOKUP}.Arn")
     if custom.get("PrefixListName") != {"Fn::Sub": "com.amazonaws.${AWS::Region}.s3"}:
         problems.append("S3PrefixList: PrefixListName must be com.amazonaws.${AWS::Region}.s3")
+    if not 60 <= int(custom.get("ServiceTimeout", 3600)) <= 900:
+        problems.append("S3PrefixList: ServiceTimeout of a few minutes (60 to 900 s), not the default hour")
     function = props(template, PREFIX_LIST_LOOKUP)
     if "VpcConfig" in function:
         problems.append(f"{PREFIX_LIST_LOOKUP}: must run outside the VPC (the created VPC cannot reach EC2)")

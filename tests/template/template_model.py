@@ -39,7 +39,7 @@ EXISTING_VPC = {
 }
 # Parameter overrides of the modes every check runs against: the defaults (a created VPC, which looks
 # the S3 prefix list up itself), an existing VPC with every optional setting given, one without
-# S3PrefixListId (direct reads forced off), and direct reads turned off.
+# S3PrefixListId (direct reads forced off), direct reads turned off, and AZ ids chosen.
 MODES: dict[str, dict[str, str]] = {
     "create-vpc": {},
     "existing-vpc": {
@@ -52,6 +52,7 @@ MODES: dict[str, dict[str, str]] = {
     },
     "existing-vpc-no-prefix-list": EXISTING_VPC,
     "no-direct-reads": {"DirectS3Read": "DISABLED"},
+    "chosen-azs": {"AvailabilityZoneIdA": "use1-az1", "AvailabilityZoneIdB": "use1-az2"},
 }
 
 _NO_VALUE = object()

@@ -544,6 +544,7 @@ def _direct_read_settings(template: Template) -> set[str]:
 def test_https_egress_goes_only_to_the_s3_prefix_list(resolved: dict[str, Template]) -> None:
     expected = {
         "create-vpc": tc.getatt("S3PrefixList", "PrefixListId"),  # looked up by the stack
+        "chosen-azs": tc.getatt("S3PrefixList", "PrefixListId"),
         "existing-vpc": MODES["existing-vpc"]["S3PrefixListId"],
     }
     for mode, template in resolved.items():
@@ -704,3 +705,17 @@ def test_a_link_the_root_does_not_pass_fails_the_stack(
     root = resolve(transform(broken, {}), {})
     with pytest.raises(ValueError, match=f"parameter {link} has no value and no Default"):
         compose(root, functions_transformed)
+
+
+def test_created_subnets_take_the_chosen_az_ids_else_fn_getazs(resolved: dict[str, Template]) -> None:
+    chosen = MODES["chosen-azs"]
+    for subnet, parameter, index in (
+        ("PrivateSubnetA", "AvailabilityZoneIdA", 0),
+        ("PrivateSubnetB", "AvailabilityZoneIdB", 1),
+    ):
+        picked = _p(resolved["chosen-azs"], subnet)
+        assert picked.get("AvailabilityZoneId") == chosen[parameter]
+        assert "AvailabilityZone" not in picked  # CloudFormation takes one or the other
+        default = _p(resolved["create-vpc"], subnet)
+        assert "AvailabilityZoneId" not in default
+        assert default["AvailabilityZone"] == {"Fn::Select": [index, {"Fn::GetAZs": ""}]}
