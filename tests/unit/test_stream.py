@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from testkit import REPO
 
+from s3files_store import stream
 from s3files_store.commit import commit
 from s3files_store.exceptions import DeadlineError, StorageError, UnsafePathError
 from s3files_store.stream import CHUNK_BYTES, atomic_writer, commit_file
@@ -291,20 +292,43 @@ def test_the_deadline_stops_a_kernel_copy_and_its_hashing(tmp_path: Path, source
     assert threading.active_count() == threads, "the hashing thread outlived the stream"
 
 
+@pytest.mark.parametrize("when", ["hashing-over-copy-running", "copy-over-hashing-waiting"])
 def test_a_source_that_changes_during_the_copy_is_refused(
-    tmp_path: Path, source: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, source: Path, monkeypatch: pytest.MonkeyPatch, when: str
 ) -> None:
-    real_copy = os.copy_file_range
+    """The interleaving is forced with events, not left to the threads: the source is appended to
+    (1) after its hashing is over, while the copy still runs (the status must be taken after the
+    copy too), or (2) once the copy is over, before its hashing starts."""
+    real_copy, real_hash = os.copy_file_range, stream._hash_range
+    hashing_over, changed = threading.Event(), threading.Event()
+    size = source.stat().st_size  # three chunks: the change comes after the first, or the last
+    change_after = 1 if when == "hashing-over-copy-running" else 3
+    copies: list[int] = []
 
-    def copy_then_append(*args: Any) -> int:
+    def hash_range(*args: Any) -> int:
+        if when == "copy-over-hashing-waiting":
+            assert changed.wait(60), "the copy never reached its end"
+        done = real_hash(*args)
+        hashing_over.set()
+        return done
+
+    def copy_file_range(*args: Any) -> int:
         copied = real_copy(*args)
-        with source.open("ab") as file:
-            file.write(b"appended by someone else")
+        copies.append(copied)
+        if len(copies) == change_after:
+            if when == "hashing-over-copy-running":
+                assert hashing_over.wait(60), "the hashing never ended"
+            with source.open("ab") as file:
+                file.write(b"appended by someone else")
+            changed.set()
         return copied
 
-    monkeypatch.setattr(os, "copy_file_range", copy_then_append)
+    monkeypatch.setattr(stream, "_hash_range", hash_range)
+    monkeypatch.setattr(os, "copy_file_range", copy_file_range)
     with pytest.raises(StorageError, match="changed while it was copied"):
         commit_file(tmp_path, KEY, source)
+    assert changed.is_set() and hashing_over.is_set(), "the change was not made where the test says"
+    assert len(copies) == 3 and sum(copies) == size, "the copy did not go on past the change"
     assert not (tmp_path / KEY).exists()
     assert list((tmp_path / ".staging").iterdir()) == []
 
@@ -337,6 +361,7 @@ RSS_CHILD = """
 import json, os, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
+from s3files_store import stream
 from s3files_store.stream import CHUNK_BYTES, atomic_writer, commit_file
 
 def status(field):

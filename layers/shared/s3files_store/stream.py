@@ -110,8 +110,7 @@ class AtomicFile(io.BufferedIOBase):
         self._started = time.monotonic()
         self._pool: ThreadPoolExecutor | None = None
         self._stop = threading.Event()  # tells a kernel copy's hashing to give up
-        # The hashing of the last kernel copy: its future, the source before, bytes copied, name.
-        self._pending: tuple[Future[tuple[int, os.stat_result]], os.stat_result, int, str] | None = None
+        self._pending: _KernelCopy | None = None  # the last kernel copy, until its hashing is checked
         self._failed: BaseException | None = None
         self._result: CommitResult | None = None
 
@@ -192,6 +191,9 @@ class AtomicFile(io.BufferedIOBase):
         if self._result is None:
             self._stop.set()
             self._shutdown()
+            if self._pending is not None:
+                os.close(self._pending.fd)
+                self._pending = None
             self._staging.discard()
         self.close()
 
@@ -233,8 +235,15 @@ class AtomicFile(io.BufferedIOBase):
         self._settle()
         before = os.fstat(fd)
         size = max(before.st_size - start, 0)
-        # The worker reads its own descriptor: the caller may close the source when this returns.
-        hashed = self._workers().submit(_hash_range, os.dup(fd), start, size, self._hash.update, self._stop)
+        # Our own descriptor, for the hashing and the final status: the caller may close the source
+        # as soon as this returns.
+        watch = os.dup(fd)
+        try:
+            hashed = self._workers().submit(_hash_range, watch, start, size, self._hash.update, self._stop)
+        except BaseException:
+            os.close(watch)
+            raise
+        pending = self._pending = _KernelCopy(watch, hashed, before, name)
         routines = [_copy_file_range, _sendfile, _pread_write]
         copied = 0
         while copied < size:
@@ -251,21 +260,35 @@ class AtomicFile(io.BufferedIOBase):
                 break  # the source shrank: _settle refuses it
             copied += moved
         self._written += copied
-        self._pending = (hashed, before, copied, name)
+        pending.copied = copied
         return copied
 
     def _settle(self) -> None:
-        """Wait for the hashing of the last kernel copy; refuse a source that changed meanwhile."""
-        if self._pending is None:
+        """Wait for the hashing of the last kernel copy; refuse a source that changed meanwhile.
+
+        The source's status is taken here, once both the copy and its hashing are over, so a change
+        at any moment of either shows. A same-size rewrite within the clock tick of the source's last
+        change shows only where the kernel gives it a fine-grained mtime and ctime (multigrain
+        timestamps, Linux >= 6.13 on ext4, xfs, btrfs, tmpfs).
+        """
+        pending, self._pending = self._pending, None
+        if pending is None:
             return
-        hashed, before, copied, name = self._pending
-        self._pending = None
-        done, after = hashed.result()
-        unchanged = (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
-        if not (unchanged and done == copied):
+        try:
+            done = pending.hashed.result()
+            after = os.fstat(pending.fd)
+        finally:
+            os.close(pending.fd)
+        before = pending.before
+        unchanged = (after.st_size, after.st_mtime_ns, after.st_ctime_ns) == (
+            before.st_size,
+            before.st_mtime_ns,
+            before.st_ctime_ns,
+        )
+        if not (unchanged and done == pending.copied):
             raise StorageError(
-                f"{name} changed while it was copied to {self._staging.key}: nothing was committed. Copy "
-                f"from a file nothing else writes meanwhile (e.g. one this function wrote to /tmp)"
+                f"{pending.name} changed while it was copied to {self._staging.key}: nothing was committed. "
+                f"Copy from a file nothing else writes meanwhile (e.g. one this function wrote to /tmp)"
             )
 
     def _digest(self) -> str:
@@ -300,6 +323,15 @@ class AtomicFile(io.BufferedIOBase):
             self._pool = None
 
 
+class _KernelCopy:
+    """A kernel copy whose hashing may still run: our descriptor of the source (closed by
+    :meth:`AtomicFile._settle` or :meth:`AtomicFile.discard`), its status before, the bytes copied."""
+
+    def __init__(self, fd: int, hashed: Future[int], before: os.stat_result, name: str) -> None:
+        self.fd, self.hashed, self.before, self.name = fd, hashed, before, name
+        self.copied = -1  # until the copy is over
+
+
 def _regular_fd(source: IO[bytes] | io.BufferedIOBase) -> int | None:
     """The descriptor of ``source`` when it is a regular file the kernel can copy from."""
     try:
@@ -311,26 +343,22 @@ def _regular_fd(source: IO[bytes] | io.BufferedIOBase) -> int | None:
 
 def _hash_range(
     fd: int, offset: int, size: int, update: Callable[[Buffer], None], stop: threading.Event
-) -> tuple[int, os.stat_result]:
-    """Hash ``size`` bytes of ``fd`` from ``offset`` (closing ``fd``): the bytes hashed, and the
-    file's status afterwards."""
+) -> int:
+    """Hash ``size`` bytes of ``fd`` from ``offset``; return the bytes hashed."""
     # The lowest CPU priority, for this worker thread only (Linux nice is per thread): it hashes on
     # idle CPU (a second core, or while the copy and the fsync wait for the disk) and never takes a
     # core from the copy itself.
     with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-    try:
-        buffer = memoryview(bytearray(min(CHUNK_BYTES, size)))
-        done = 0
-        while done < size and not stop.is_set():
-            got = os.preadv(fd, [buffer[: min(CHUNK_BYTES, size - done)]], offset + done)
-            if not got:
-                break
-            update(buffer[:got])
-            done += got
-        return done, os.fstat(fd)
-    finally:
-        os.close(fd)
+    buffer = memoryview(bytearray(min(CHUNK_BYTES, size)))
+    done = 0
+    while done < size and not stop.is_set():
+        got = os.preadv(fd, [buffer[: min(CHUNK_BYTES, size - done)]], offset + done)
+        if not got:
+            break
+        update(buffer[:got])
+        done += got
+    return done
 
 
 def _copy_file_range(src: int, dst: int, offset: int, count: int) -> int:
