@@ -95,9 +95,10 @@ def test_happy_path_passes_every_step(
 def test_connectivity_failure_exits_1_and_skips_what_depends_on_the_writer(
     deployed: Clients, lam: tuple[Any, Stubber], clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    lam[1].add_client_error(
-        "invoke", service_error_code="S3FilesMountConnectivityException", http_status_code=408
-    )
+    for _ in range(2):  # --invoke-attempts 2: retried once, then it fails
+        lam[1].add_client_error(
+            "invoke", service_error_code="S3FilesMountConnectivityException", http_status_code=408
+        )
     logs = deployed.logs
     logs.create_log_stream(logGroupName="/aws/lambda/stack/writer", logStreamName="s")
     logs.put_log_events(
