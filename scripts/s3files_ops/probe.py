@@ -71,7 +71,7 @@ LOG_FILTER = " ".join(f'?"{term}"' for terms in LOG_TERMS.values() for term in t
 LOG_SCOPE = (
     "sees what the functions logged (layer errors, errno messages, Lambda's timeouts); not the "
     "S3FilesMount* invoke errors, which go to the caller (the writer and reader steps report them; other "
-    "callers see them in their own error handling and in the functions' Errors alarms)"
+    "callers see them in their own error handling)"
 )
 
 

@@ -406,6 +406,62 @@ def _drop_output(t: Template) -> None:
     del t["Outputs"]["CommittedFilesS3Prefix"]
 
 
+def _no_reader_throttles_alarm(t: Template) -> None:
+    del t["Resources"]["ReaderThrottlesAlarm"]
+
+
+def _janitor_errors_alarm_on_the_writer(t: Template) -> None:
+    _p(t, "JanitorErrorsAlarm")["Dimensions"] = [{"Name": "FunctionName", "Value": tc.ref("WriterFunction")}]
+
+
+def _dashboard_parts(t: Template) -> list[dict[str, str]]:
+    parts: list[dict[str, str]] = _p(t, "Dashboard")["DashboardBody"]["Fn::Join"][1]
+    return parts
+
+
+def _dashboard_without_the_unzip_row(t: Template) -> None:
+    parts = _dashboard_parts(t)
+    parts[:] = [p for p in parts if "${UnzipFunction}" not in str(p)]
+
+
+def _dashboard_in_the_shared_namespace(t: Template) -> None:
+    for part in _dashboard_parts(t):
+        if isinstance(part, dict):
+            part["Fn::Sub"] = part["Fn::Sub"].replace("S3FilesLambda/${AWS::StackName}", "S3FilesLambda")
+
+
+def _dashboard_by_function_name_dimension(t: Template) -> None:
+    first = _dashboard_parts(t)[0]
+    first["Fn::Sub"] = first["Fn::Sub"].replace(
+        '"CommitBytes","service","writer"', '"CommitBytes","FunctionName","writer"'
+    )
+
+
+def _dashboard_of_a_service_that_is_no_function(t: Template) -> None:
+    first = _dashboard_parts(t)[0]
+    first["Fn::Sub"] = first["Fn::Sub"].replace(
+        '"StagingFilesRemoved","service","janitor"', '"StagingFilesRemoved","service","sweeper"'
+    )
+
+
+def _dashboard_without_extraction(t: Template) -> None:
+    first = _dashboard_parts(t)[0]
+    first["Fn::Sub"] = first["Fn::Sub"].replace('"ExtractedFiles"', '"ExtractedFilez"')
+
+
+def _dashboard_body_not_json(t: Template) -> None:
+    _dashboard_parts(t).pop()  # the closing "]}"
+
+
+def _dashboard_without_region(t: Template) -> None:
+    first = _dashboard_parts(t)[0]
+    first["Fn::Sub"] = first["Fn::Sub"].replace('"region":"${AWS::Region}",', "", 1)
+
+
+def _no_dashboard_url(t: Template) -> None:
+    del t["Outputs"]["DashboardUrl"]
+
+
 BROKEN: list[Case] = [
     (tc.check_function_mounts, _drop_depends_on, "create-vpc"),
     (tc.check_function_mounts, _depend_on_one_mount_target, "existing-vpc"),
@@ -490,6 +546,16 @@ BROKEN: list[Case] = [
     (tc.check_alarms, _silent_alarm, "create-vpc"),
     (tc.check_alarms, _no_pending_exports_alarm, "create-vpc"),
     (tc.check_alarms, _duration_over_timeout, "create-vpc"),
+    (tc.check_alarms, _no_reader_throttles_alarm, "create-vpc"),
+    (tc.check_alarms, _janitor_errors_alarm_on_the_writer, "existing-vpc"),
+    (tc.check_dashboard, _dashboard_without_the_unzip_row, "create-vpc"),
+    (tc.check_dashboard, _dashboard_in_the_shared_namespace, "create-vpc"),
+    (tc.check_dashboard, _dashboard_by_function_name_dimension, "existing-vpc"),
+    (tc.check_dashboard, _dashboard_of_a_service_that_is_no_function, "create-vpc"),
+    (tc.check_dashboard, _dashboard_without_extraction, "create-vpc"),
+    (tc.check_dashboard, _dashboard_body_not_json, "create-vpc"),
+    (tc.check_dashboard, _dashboard_without_region, "create-vpc"),
+    (tc.check_dashboard, _no_dashboard_url, "create-vpc"),
     (tc.check_outputs, _drop_output, "create-vpc"),
 ]
 
