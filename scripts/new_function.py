@@ -184,8 +184,10 @@ RESOURCES = """\
       FileSystemConfigs:
         - Arn: !Ref AccessPointArn
           LocalMountPath: !Ref LocalMountPath
+          # It only writes: no direct reads, so no S3 access (README, "The template lines": how a
+          # function that reads file data turns them on).
           S3FilesConfig:
-            DirectS3Read: !Ref DirectS3Read
+            DirectS3Read: DISABLED
       LoggingConfig:
         LogGroup: !Ref {{Name}}LogGroup
       Environment:
@@ -200,20 +202,6 @@ RESOURCES = """\
               Condition:
                 StringEquals:
                   s3files:AccessPointArn: !Ref AccessPointArn
-            - !If
-              - HasDirectReads
-              - Sid: DirectS3Reads
-                Effect: Allow
-                Action: [s3:GetObject, s3:GetObjectVersion]
-                Resource: !Sub arn:${AWS::Partition}:s3:::${BucketName}${AccessPointRootPath}/*
-              - !Ref AWS::NoValue
-            - !If
-              - DirectReadsWithKms
-              - Sid: DecryptDirectS3Reads
-                Effect: Allow
-                Action: kms:Decrypt
-                Resource: !Ref KmsKeyArn
-              - !Ref AWS::NoValue
 
   {{Name}}ErrorsAlarm:
     Type: AWS::CloudWatch::Alarm

@@ -9,13 +9,14 @@ contract require, so a test can run them on the real template and on deliberatel
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from template_functions import function_outputs, functions
-from template_model import as_list
+from template_model import allowed, as_list
 
 FUNCTIONS = tuple(function.logical_id for function in functions().values())
 # The functions that serve requests, which a reservation (ReservedConcurrency) is for: all but the
@@ -31,6 +32,12 @@ CLIENT_ACTIONS = {
     for function in functions().values()
 }
 DIRECT_READ_ACTIONS = {"s3:GetObject", "s3:GetObjectVersion"}
+# Functions that never read file data (the writer only writes, the janitor lists and deletes): no
+# direct reads, hence no S3 access at all.
+NO_FILE_DATA_READS = ("WriterFunction", "JanitorFunction")
+ARCHITECTURES = {"x86_64", "arm64"}
+# The only ranges a created VPC may take (RFC 1918).
+PRIVATE_RANGES = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 CONTRACT_OUTPUTS = {
     "BucketName",
     "FileSystemId",
@@ -296,6 +303,11 @@ def check_function_iam(template: dict[str, Any]) -> list[str]:
                     )
         if granted != CLIENT_ACTIONS[fn]:
             problems.append(f"{fn}: s3files actions {sorted(granted)}, expected {sorted(CLIENT_ACTIONS[fn])}")
+        if fn in NO_FILE_DATA_READS and (s3_reads or _direct_reads(template, fn)):
+            problems.append(
+                f"{fn}: never reads file data, so it needs DirectS3Read DISABLED and no S3 grant "
+                f"(s3:GetObject granted={s3_reads}, direct reads={_direct_reads(template, fn)})"
+            )
         if s3_reads != _direct_reads(template, fn):
             problems.append(
                 f"{fn}: s3:GetObject granted={s3_reads} but direct reads={_direct_reads(template, fn)}"
@@ -946,6 +958,82 @@ def check_outputs(template: dict[str, Any]) -> list[str]:
     return problems
 
 
+def check_network_order(template: dict[str, Any]) -> list[str]:
+    """The functions wait for every security group rule (the NFS ingress of the mount targets, the
+    HTTPS egress when it exists): a function created earlier meets S3FilesMountConnectivity."""
+    rules = sorted(
+        rid
+        for kind in ("AWS::EC2::SecurityGroupIngress", "AWS::EC2::SecurityGroupEgress")
+        for rid in of_type(template, kind)
+    )
+    problems: list[str] = []
+    for fn in FUNCTIONS:
+        missing = [r for r in rules if r not in as_list(template["Resources"][fn].get("DependsOn", []))]
+        if missing:
+            problems.append(f"{fn}: must wait for the security group rules {missing} (DependsOn)")
+    return problems
+
+
+def check_tracing(template: dict[str, Any]) -> list[str]:
+    """Every function traces as the Tracing parameter says; Active only where segments can leave the
+    VPC: the created VPC needs an X-Ray interface endpoint (it has no NAT)."""
+    problems: list[str] = []
+    wanted = template["Parameters"].get("Tracing")
+    if wanted not in {"PassThrough", "Active"}:
+        problems.append(f"parameter Tracing is {wanted!r}: PassThrough or Active")
+    xray_endpoints = [
+        rid
+        for rid in of_type(template, "AWS::EC2::VPCEndpoint")
+        if str(props(template, rid).get("ServiceName", "")).rstrip("}'\"").endswith(".xray")
+    ]
+    for fn in FUNCTIONS:
+        mode = props(template, fn).get("TracingConfig", {}).get("Mode", "PassThrough")
+        if mode != wanted:
+            problems.append(f"{fn}: TracingConfig Mode {mode!r}, expected the Tracing parameter {wanted!r}")
+        if mode == "Active" and "Vpc" in template["Resources"] and not xray_endpoints:
+            problems.append(f"{fn}: Active tracing in the created VPC, which has no path to X-Ray")
+    return problems
+
+
+def check_architecture(template: dict[str, Any]) -> list[str]:
+    """Every function runs on the Architecture parameter's instruction set, and its layers are
+    compatible with both."""
+    problems: list[str] = []
+    wanted = template["Parameters"].get("Architecture")
+    if wanted not in ARCHITECTURES:
+        problems.append(f"parameter Architecture is {wanted!r}: x86_64 or arm64")
+    for fn in FUNCTIONS:
+        if props(template, fn).get("Architectures") != [wanted]:
+            problems.append(
+                f"{fn}: Architectures {props(template, fn).get('Architectures')}, expected [{wanted}]"
+            )
+        for layer in props(template, fn).get("Layers", []):
+            compatible = set(props(template, layer.get("Ref", "")).get("CompatibleArchitectures", []))
+            if compatible != ARCHITECTURES:
+                problems.append(f"{fn}: layer {layer} is compatible with {sorted(compatible)}, not both")
+    return problems
+
+
+def check_vpc_cidr(sam_template: dict[str, Any]) -> list[str]:
+    """Checks the template as written: VpcCidr takes /16 to /22 networks in the private ranges only
+    (every first and second octet is tried)."""
+    spec = sam_template["Parameters"].get("VpcCidr", {})
+    problems: list[str] = []
+    for first in range(256):
+        for second in (0, 15, 16, 31, 32, 167, 168, 169, 255):
+            for prefix in (15, 16, 22, 23):
+                cidr = f"{first}.{second}.0.0/{prefix}"
+                network = ipaddress.ip_network(cidr, strict=False)
+                private = 16 <= prefix <= 22 and any(network.subnet_of(r) for r in PRIVATE_RANGES)
+                if allowed(spec, cidr) != private:
+                    problems.append(f"VpcCidr: {cidr} is {'refused' if private else 'accepted'}")
+    return problems[:5]
+
+
+# Checks of a SAM template as written (parameters' constraints), not of the composed stack.
+SPEC_CHECKS = (check_vpc_cidr,)
+
+
 CHECKS = (
     check_function_mounts,
     check_security_groups,
@@ -965,4 +1053,7 @@ CHECKS = (
     check_alarms,
     check_dashboard,
     check_outputs,
+    check_network_order,
+    check_tracing,
+    check_architecture,
 )
