@@ -984,7 +984,7 @@ def check_tracing(template: dict[str, Any]) -> list[str]:
     xray_endpoints = [
         rid
         for rid in of_type(template, "AWS::EC2::VPCEndpoint")
-        if str(props(template, rid).get("ServiceName", "")).rstrip("}'\"").endswith(".xray")
+        if re.search(r'\.xray"\}?$', json.dumps(props(template, rid).get("ServiceName", "")))
     ]
     for fn in FUNCTIONS:
         mode = props(template, fn).get("TracingConfig", {}).get("Mode", "PassThrough")

@@ -855,3 +855,16 @@ def test_check_of_the_template_as_written_catches(
     breakage(broken)
     assert check(broken) != []
     assert {c for c, _ in SPEC_BROKEN} == set(tc.SPEC_CHECKS)
+
+
+def test_active_tracing_in_the_created_vpc_passes_with_an_x_ray_endpoint(
+    resolved: dict[str, Template],
+) -> None:
+    template = copy.deepcopy(resolved["create-vpc"])
+    _active_tracing_in_the_created_vpc(template)
+    assert tc.check_tracing(template) != []
+    template["Resources"]["XRayEndpoint"] = {
+        "Type": "AWS::EC2::VPCEndpoint",
+        "Properties": {"ServiceName": {"Fn::Sub": "com.amazonaws.${AWS::Region}.xray"}},
+    }
+    assert tc.check_tracing(template) == []
