@@ -34,7 +34,7 @@ help:
 	@echo "make deploy [ENV=prod] [SKIP_PREFLIGHT=1] [ALLOW_REPLACE=AccessPoint,..]   README, Deploy"
 	@echo "make delete [ENV=prod]    keeps the bucket and the dead-letter queue; follows the delete to its end"
 	@echo "make verify STACK=... [ARGS=\"--wait-seconds 900 --region eu-west-1\"]"
-	@echo "make publish BUCKET=<artifact bucket> [REGION=eu-west-1] [VERSION=0.2.0]   the functions to SAR"
+	@echo "make publish BUCKET=<artifact bucket> [REGION=eu-west-1]   the functions to SAR (publisher: sar/publisher.toml)"
 	@echo "make clean                stop the sam local engine; remove .aws-sam, .local, bench/results.json"
 	@echo "sam itself is .venv/bin/sam (not on PATH outside make), e.g. .venv/bin/sam deploy --guided"
 
@@ -131,13 +131,21 @@ SAR_TEMPLATE := .aws-sam/build/Functions/template.yaml
 SAR_PACKAGED := .aws-sam/sar-packaged.yaml
 REGION_ARG = $(if $(REGION),--region $(REGION))
 
+# The publisher's Author, HomePageUrl and SourceCodeUrl: sar/publisher.toml, or these variables.
+PUBLISHER_ARGS = $(if $(AUTHOR),--author "$(AUTHOR)") $(if $(HOME_PAGE_URL),--home-page-url "$(HOME_PAGE_URL)") \
+	$(if $(SOURCE_CODE_URL),--source-code-url "$(SOURCE_CODE_URL)")
+
 publish: $(VENV)/.stamp
-	@test -n "$(BUCKET)" || { echo "usage: make publish BUCKET=<bucket> [REGION=<region>] [VERSION=<x.y.z>]" >&2; \
+	@test -n "$(BUCKET)" || { echo "usage: make publish BUCKET=<bucket> [REGION=<region>] [AUTHOR=... HOME_PAGE_URL=... SOURCE_CODE_URL=...]" >&2; \
 	  echo "       BUCKET holds the packaged code; its policy must let serverlessrepo.amazonaws.com s3:GetObject." >&2; \
 	  exit 2; }
+	@test -z "$(VERSION)" || { echo "make publish: no VERSION: the version is SemanticVersion in functions/template.yaml, its one source" >&2; \
+	  exit 2; }
+	@$(PY) scripts/sar_metadata.py check $(PUBLISHER_ARGS)
 	$(MAKE) --no-print-directory build
+	@$(PY) scripts/sar_metadata.py write $(SAR_TEMPLATE) $(PUBLISHER_ARGS)
 	sam package --template-file $(SAR_TEMPLATE) --s3-bucket $(BUCKET) --output-template-file $(SAR_PACKAGED) $(REGION_ARG)
-	sam publish --template $(SAR_PACKAGED) $(REGION_ARG) $(if $(VERSION),--semantic-version $(VERSION))
+	sam publish --template $(SAR_PACKAGED) $(REGION_ARG)
 	@echo "Published (private). Share it, then deploy it: README, \"Serverless Application Repository\"."
 
 clean:

@@ -3,8 +3,9 @@
 Writes, for a function NAME (2-30 lowercase letters and digits, starting with a letter):
 - functions/NAME/app.py: a thin handler on the layer's stable API that commits its event's
   "document" at its "key" (README, "Add your own function": what to change in it);
-- its resources in functions/template.yaml (log group, function, errors alarm, mount-errors metric
-  filter and alarm; inserted before Outputs) and its three outputs, re-exported by template.yaml;
+- its resources in functions/template.yaml (log group, function, errors and throttles alarms,
+  mount-errors metric filter and alarm; inserted before Outputs), its row of the Dashboard and its
+  three outputs, re-exported by template.yaml;
 - events/NAME.json and its line in events/README.md, which says what it answers (checked by
   tests/e2e and tests/sam_local);
 - tests/functions/test_NAME_handler.py, its unit test.
@@ -183,8 +184,10 @@ RESOURCES = """\
       FileSystemConfigs:
         - Arn: !Ref AccessPointArn
           LocalMountPath: !Ref LocalMountPath
+          # It only writes: no direct reads, so no S3 access (README, "The template lines": how a
+          # function that reads file data turns them on).
           S3FilesConfig:
-            DirectS3Read: !Ref DirectS3Read
+            DirectS3Read: DISABLED
       LoggingConfig:
         LogGroup: !Ref {{Name}}LogGroup
       Environment:
@@ -199,20 +202,6 @@ RESOURCES = """\
               Condition:
                 StringEquals:
                   s3files:AccessPointArn: !Ref AccessPointArn
-            - !If
-              - HasDirectReads
-              - Sid: DirectS3Reads
-                Effect: Allow
-                Action: [s3:GetObject, s3:GetObjectVersion]
-                Resource: !Sub arn:${AWS::Partition}:s3:::${BucketName}${AccessPointRootPath}/*
-              - !Ref AWS::NoValue
-            - !If
-              - DirectReadsWithKms
-              - Sid: DecryptDirectS3Reads
-                Effect: Allow
-                Action: kms:Decrypt
-                Resource: !Ref KmsKeyArn
-              - !Ref AWS::NoValue
 
   {{Name}}ErrorsAlarm:
     Type: AWS::CloudWatch::Alarm
@@ -222,6 +211,26 @@ RESOURCES = """\
         group for the error and the DLQ for failed asynchronous events.
       Namespace: AWS/Lambda
       MetricName: Errors
+      Dimensions:
+        - {Name: FunctionName, Value: !Ref {{Name}}Function}
+      Statistic: Sum
+      Period: 300
+      EvaluationPeriods: 1
+      Threshold: 0
+      ComparisonOperator: GreaterThanThreshold
+      TreatMissingData: notBreaching
+      AlarmActions: !If [HasAlarmTopic, [!Ref AlarmTopicArn], !Ref AWS::NoValue]
+      OKActions: !If [HasAlarmTopic, [!Ref AlarmTopicArn], !Ref AWS::NoValue]
+
+  {{Name}}ThrottlesAlarm:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      AlarmDescription: >-
+        The {{name}} function's invocations were throttled: at ReservedConcurrency when it is set,
+        else at the account's unreserved concurrency. Set or raise ReservedConcurrency (each environment
+        is one NFS connection), raise the account's concurrency quota, or slow the callers down.
+      Namespace: AWS/Lambda
+      MetricName: Throttles
       Dimensions:
         - {Name: FunctionName, Value: !Ref {{Name}}Function}
       Statistic: Sum
@@ -264,6 +273,22 @@ RESOURCES = """\
 
 """
 
+# Its row of the Dashboard (Lambda's errors, throttles and duration), inserted above DASHBOARD_END.
+DASHBOARD_ROW = """\
+          - !Sub >-
+            ,{"type":"metric","width":12,"properties":{"title":"{{name}}: invocations, errors, throttles",
+            "region":"${AWS::Region}","stat":"Sum","period":300,"metrics":[
+            ["AWS/Lambda","Invocations","FunctionName","${{{Name}}Function}"],
+            ["AWS/Lambda","Errors","FunctionName","${{{Name}}Function}"],
+            ["AWS/Lambda","Throttles","FunctionName","${{{Name}}Function}"]]}}
+            ,{"type":"metric","width":12,"properties":{"title":"{{name}}: duration (ms)",
+            "region":"${AWS::Region}","period":300,"metrics":[
+            ["AWS/Lambda","Duration","FunctionName","${{{Name}}Function}",{"stat":"p50"}],
+            ["AWS/Lambda","Duration","FunctionName","${{{Name}}Function}",{"stat":"p99"}],
+            ["AWS/Lambda","Duration","FunctionName","${{{Name}}Function}",{"stat":"Maximum"}]]}}
+"""
+DASHBOARD_END = "          # make new-function inserts the row of a new function above this line.\n"
+
 OUTPUTS = """\
   {{Name}}FunctionName:
     Description: {{Name}} function name
@@ -288,7 +313,14 @@ ROOT_OUTPUTS = """\
     Value: !GetAtt Functions.Outputs.{{Name}}LogGroupName
 """
 
-RESOURCE_SUFFIXES = ("LogGroup", "Function", "ErrorsAlarm", "MountErrorsFilter", "MountErrorsAlarm")
+RESOURCE_SUFFIXES = (
+    "LogGroup",
+    "Function",
+    "ErrorsAlarm",
+    "ThrottlesAlarm",
+    "MountErrorsFilter",
+    "MountErrorsAlarm",
+)
 # events/README.md's table: the new line goes above this one.
 ENV_ROW = "| `env.json` |"
 
@@ -364,11 +396,14 @@ def scaffold(project: Path, name: str) -> list[Path]:
     at = text.rfind("\nOutputs:\n")
     readme = project / "events" / "README.md"
     table = readme.read_text()
-    if at < 0 or ENV_ROW not in table:
+    if at < 0 or ENV_ROW not in table or text.count(DASHBOARD_END) != 1:
         raise ScaffoldError(
-            "functions/template.yaml has no Outputs section, or events/README.md no env.json line in its "
-            "table: restore them from git"
+            "functions/template.yaml has no Outputs section or not one Dashboard line "
+            f"{DASHBOARD_END.strip()!r}, or events/README.md no env.json line in its table: restore them "
+            "from git"
         )
+    text = text.replace(DASHBOARD_END, fill(DASHBOARD_ROW, name) + DASHBOARD_END)
+    at = text.rfind("\nOutputs:\n")
     document = sample_document(name)
     size = len(json.dumps(document["document"], separators=(",", ":"), ensure_ascii=False).encode())
     row = (

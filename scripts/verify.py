@@ -11,7 +11,8 @@ Usage::
 verify: stack outputs -> file system and mount targets available -> NFS security group rules -> each
 function's VPC, access point and a mount target per AZ -> writer commits a probe document
 (``verify-probe-<UTC timestamp>``, left in place as evidence) -> reader returns it -> it is exported
-to S3 -> the functions' logs since the start hold no mount errors, permission denials or timeouts.
+to S3 -> the functions' logs since the start hold no mount errors, permission denials or timeouts;
+then the URL of the stack's CloudWatch dashboard (output DashboardUrl).
 preflight, with the parameters sam deploy --config-env ENV would use (template defaults, the stack's
 previous values, samconfig.toml's parameter_overrides, then --parameter-overrides/--vpc-id/--subnet-ids):
 credentials and Region -> the stack can be created or updated -> an update replaces no storage or
@@ -266,6 +267,9 @@ def main(
         invoke_attempts=args.invoke_attempts,
     )
     print_checklist(results)
+    # A stack deployed before the dashboard existed has no such output.
+    if url := (results[0].data or {}).get("DashboardUrl"):
+        print(f"Dashboard: {url}")
     return 1 if any(not r.ok for r in results) else 0
 
 

@@ -11,7 +11,15 @@ from s3files_ops.checklist import Clock
 from s3files_ops.probe import make_probe
 from template_functions import functions
 from verify import Clients, main
-from verify_fakes import BUCKET, both_targets, create_stack, function_config, invoke_response, stub_status
+from verify_fakes import (
+    BUCKET,
+    DASHBOARD_URL,
+    both_targets,
+    create_stack,
+    function_config,
+    invoke_response,
+    stub_status,
+)
 
 if TYPE_CHECKING:
     from botocore.stub import Stubber
@@ -89,15 +97,16 @@ def test_happy_path_passes_every_step(
     # Only the writer's and the reader's log groups exist (deployed).
     missing = ", ".join(f"/aws/lambda/stack/{fn}" for fn in FUNCTIONS if fn not in {"writer", "reader"})
     assert f"no log group yet: {missing}" in out
-    assert out.strip().endswith("8 pass, 0 fail, 0 warn, 0 skip")
+    assert out.strip().endswith(f"8 pass, 0 fail, 0 warn, 0 skip\nDashboard: {DASHBOARD_URL}")
 
 
 def test_connectivity_failure_exits_1_and_skips_what_depends_on_the_writer(
     deployed: Clients, lam: tuple[Any, Stubber], clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    lam[1].add_client_error(
-        "invoke", service_error_code="S3FilesMountConnectivityException", http_status_code=408
-    )
+    for _ in range(2):  # --invoke-attempts 2: retried once, then it fails
+        lam[1].add_client_error(
+            "invoke", service_error_code="S3FilesMountConnectivityException", http_status_code=408
+        )
     logs = deployed.logs
     logs.create_log_stream(logGroupName="/aws/lambda/stack/writer", logStreamName="s")
     logs.put_log_events(
@@ -116,7 +125,7 @@ def test_connectivity_failure_exits_1_and_skips_what_depends_on_the_writer(
     assert "[SKIP] Probe exported to S3" in out
     assert "[FAIL] Function logs free of mount/permission/timeout errors" in out
     assert "fix: no network path to a mount target" in out
-    assert out.strip().endswith("4 pass, 2 fail, 0 warn, 2 skip")
+    assert out.strip().endswith(f"4 pass, 2 fail, 0 warn, 2 skip\nDashboard: {DASHBOARD_URL}")
 
 
 def test_unknown_stack_fails_first_and_skips_the_rest(

@@ -10,7 +10,15 @@ import boto3
 import pytest
 from botocore.stub import ANY
 from s3files_ops.checklist import Clock, Status
-from s3files_ops.probe import check_export, check_reader, check_writer, make_probe, scan_logs
+from s3files_ops.probe import (
+    INVOKE_FIXES,
+    LOG_SCOPE,
+    check_export,
+    check_reader,
+    check_writer,
+    make_probe,
+    scan_logs,
+)
 from verify_fakes import BUCKET, invoke_response
 
 if TYPE_CHECKING:
@@ -56,58 +64,100 @@ def test_writer_passes_and_returns_the_key(lam: tuple[Any, Stubber], clock: Fake
     assert WRITTEN["committed_path"] in result.detail
 
 
-def test_writer_retries_mount_timeouts_with_backoff_then_succeeds(
-    lam: tuple[Any, Stubber], clock: FakeClock
+# Each mount error of the Invoke API, its status, and words its fix must have (the facts file: what
+# each means).
+MOUNT_ERRORS = {
+    "S3FilesMountTimeoutException": (408, ["3-5 minutes", "wait a minute"]),
+    "S3FilesMountConnectivityException": (
+        408,
+        [
+            "no network path",
+            "egress TCP 2049 to MountTargetSecurityGroup",
+            "ingress TCP 2049 from FunctionSecurityGroup",
+            "MountTargetA/MountTargetB",
+        ],
+    ),
+    "S3FilesMountFailureException": (
+        403,
+        ["s3files:ClientMount", "s3files:AccessPointArn", "FileSystemPolicy", "RootDirectory", "PosixUser"],
+    ),
+}
+
+
+def test_every_mount_error_has_its_own_fix() -> None:
+    fixes = {code: INVOKE_FIXES[code] for code in MOUNT_ERRORS}
+    assert len(set(fixes.values())) == len(MOUNT_ERRORS)
+    for code, (_, words) in MOUNT_ERRORS.items():
+        assert all(word in fixes[code] for word in words), code
+
+
+@pytest.mark.parametrize("code", sorted(MOUNT_ERRORS))
+def test_each_mount_error_is_retried_with_backoff_and_warns_with_its_fix(
+    lam: tuple[Any, Stubber], clock: FakeClock, code: str
 ) -> None:
     client, stub = lam
-    _mount_error(stub, "S3FilesMountTimeoutException", 408)
-    _mount_error(stub, "S3FilesMountTimeoutException", 408)
+    _mount_error(stub, code, MOUNT_ERRORS[code][0])
+    _mount_error(stub, code, MOUNT_ERRORS[code][0])
     stub.add_response(
         "invoke", invoke_response(WRITTEN), {"FunctionName": "writer", "InvocationType": ANY, "Payload": ANY}
     )
     lines: list[str] = []
     result = check_writer(client, "writer", PROBE, _clock(clock), progress=lines.append)
-    assert result.status is Status.PASS, result.detail
+    stub.assert_no_pending_responses()
+    assert result.status is Status.WARN, result.detail
+    assert result.data == KEY
+    assert f"after retrying {code} x2" in result.detail
+    assert result.remediation == f"if {code} returns later: {INVOKE_FIXES[code]}"
     assert clock.sleeps == [10, 20]
-    assert "S3FilesMountTimeoutException (attempt 1/6)" in lines[0]
+    assert lines == [
+        f"[WARN] writer: {code} (attempt {n}/6), retrying in {delay}s; if it lasts: {INVOKE_FIXES[code]}"
+        for n, delay in ((1, 10), (2, 20))
+    ]
 
 
-def test_writer_gives_up_after_the_last_mount_timeout(lam: tuple[Any, Stubber], clock: FakeClock) -> None:
+def test_mixed_mount_errors_each_name_their_fix(lam: tuple[Any, Stubber], clock: FakeClock) -> None:
+    client, stub = lam
+    _mount_error(stub, "S3FilesMountTimeoutException", 408)
+    _mount_error(stub, "S3FilesMountConnectivityException", 408)
+    answer = {"statusCode": 200, "key": KEY, "document": PROBE}
+    stub.add_response("invoke", invoke_response(answer), _expect_invoke("reader", {"key": KEY}))
+    result = check_reader(client, "reader", KEY, PROBE, _clock(clock), progress=lambda _: None)
+    assert result.status is Status.WARN, result.detail
+    assert "S3FilesMountConnectivityException x1, S3FilesMountTimeoutException x1" in result.detail
+    for code in ("S3FilesMountConnectivityException", "S3FilesMountTimeoutException"):
+        assert f"if {code} returns later: {INVOKE_FIXES[code]}" in result.remediation
+
+
+@pytest.mark.parametrize("code", sorted(MOUNT_ERRORS))
+def test_a_lasting_mount_error_fails_after_the_last_attempt_with_its_fix(
+    lam: tuple[Any, Stubber], clock: FakeClock, code: str
+) -> None:
     client, stub = lam
     for _ in range(4):
-        _mount_error(stub, "S3FilesMountTimeoutException", 408)
+        _mount_error(stub, code, MOUNT_ERRORS[code][0])
     result = check_writer(client, "writer", PROBE, _clock(clock), attempts=4, progress=lambda _: None)
+    stub.assert_no_pending_responses()
     assert result.status is Status.FAIL
-    assert "attempt 4/4" in result.detail
-    assert "3-5 minutes" in result.remediation
+    assert f"attempt 4/4): {code}" in result.detail
+    assert result.remediation == INVOKE_FIXES[code]
     assert clock.sleeps == [10, 20, 40]
 
 
-def test_connectivity_exception_stops_at_once_with_network_remediation(
-    lam: tuple[Any, Stubber], clock: FakeClock
-) -> None:
+def test_the_default_retries_span_a_few_minutes(lam: tuple[Any, Stubber], clock: FakeClock) -> None:
     client, stub = lam
-    _mount_error(stub, "S3FilesMountConnectivityException", 408)
-    result = check_writer(client, "writer", PROBE, _clock(clock))
+    for _ in range(6):
+        _mount_error(stub, "S3FilesMountConnectivityException", 408)
+    result = check_writer(client, "writer", PROBE, _clock(clock), progress=lambda _: None)
     assert result.status is Status.FAIL
-    assert "S3FilesMountConnectivityException" in result.detail
-    assert "egress TCP 2049 to MountTargetSecurityGroup" in result.remediation
-    assert "ingress TCP 2049 from FunctionSecurityGroup" in result.remediation
-    assert "MountTargetA/MountTargetB" in result.remediation
-    assert clock.sleeps == []
+    assert clock.sleeps == [10, 20, 40, 60, 60]
 
 
-def test_failure_exception_points_at_iam_and_the_access_point(
-    lam: tuple[Any, Stubber], clock: FakeClock
-) -> None:
+def test_other_invoke_errors_are_not_retried(lam: tuple[Any, Stubber], clock: FakeClock) -> None:
     client, stub = lam
-    _mount_error(stub, "S3FilesMountFailureException", 403)
+    _mount_error(stub, "AccessDeniedException", 403)
     result = check_writer(client, "writer", PROBE, _clock(clock))
     assert result.status is Status.FAIL
-    assert "S3FilesMountFailureException" in result.detail
-    assert "s3files:ClientMount" in result.remediation
-    assert "FileSystemPolicy" in result.remediation
-    assert "RootDirectory" in result.remediation
+    assert "lambda:InvokeFunction on writer" in result.remediation
     assert clock.sleeps == []
 
 
@@ -271,4 +321,15 @@ def test_logs_before_the_verification_are_ignored(logs: Any, clock: FakeClock) -
     _log(logs, "writer", clock, "committed")
     result = scan_logs(logs, GROUPS[:2], int(clock.now() * 1000))
     assert result.status is Status.PASS, result.detail
-    assert result.detail == "none since the verification started in /aws/lambda/writer, /aws/lambda/reader"
+    assert result.detail == (
+        "none since the verification started in /aws/lambda/writer, /aws/lambda/reader; "
+        f"this audit {LOG_SCOPE}"
+    )
+
+
+def test_the_log_audit_says_it_cannot_see_the_invoke_mount_errors(logs: Any, clock: FakeClock) -> None:
+    _log(logs, "writer", clock, "Permission denied")
+    result = scan_logs(logs, GROUPS[:2], int(clock.now() * 1000))
+    assert result.status is Status.FAIL
+    assert result.detail.endswith(f"this audit {LOG_SCOPE}")
+    assert "not the S3FilesMount* invoke errors, which go to the caller" in LOG_SCOPE

@@ -21,6 +21,9 @@ ACCOUNT = "123456789012"
 FS_ID = "fs-0123456789abcdef0"
 AP_ARN = f"arn:aws:s3files:us-east-1:{ACCOUNT}:file-system/{FS_ID}/access-point/fsap-0123456789abcdef0"
 BUCKET = "verify-data-bucket"
+DASHBOARD_URL = (
+    "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards/dashboard/app-dash"
+)
 
 
 @dataclass
@@ -125,6 +128,7 @@ def create_stack(net: Net, name: str = "app", drop: tuple[str, ...] = ()) -> dic
         "FunctionSecurityGroupId": net.function_sg,
         "MountTargetSecurityGroupId": net.mount_target_sg,
         "FunctionSubnetIds": f"{net.subnet_a},{net.subnet_b}",
+        "DashboardUrl": DASHBOARD_URL,
     }
     template = {
         "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},

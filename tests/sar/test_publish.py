@@ -4,6 +4,7 @@ here in-process, `sam package` against moto's S3 and `sam publish` against a stu
 from __future__ import annotations
 
 import copy
+import json
 import re
 import shlex
 import subprocess
@@ -25,6 +26,7 @@ from samcli.vendor.serverlessrepo import publish as serverlessrepo_publish
 from samcli.vendor.serverlessrepo.exceptions import ServerlessRepoError
 from samcli.vendor.serverlessrepo.publish import publish_application
 from samcli.yamlhelper import yaml_dump, yaml_parse
+from sar_metadata import main as sar_metadata
 from testkit import FUNCTION_IDS, REPO
 
 if TYPE_CHECKING:
@@ -34,6 +36,20 @@ ARTIFACTS = "my-artifacts"
 REGION = "eu-west-1"
 APPLICATION_ID = "arn:aws:serverlessrepo:eu-west-1:123456789012:applications/s3files-lambda-atomic-commit"
 METADATA = "AWS::ServerlessRepo::Application"
+# What a publisher passes (make publish AUTHOR=... HOME_PAGE_URL=... SOURCE_CODE_URL=...).
+PUBLISHER = {
+    "Author": "Jane Doe",
+    "HomePageUrl": "https://github.com/jane-doe/s3files-lambda",
+    "SourceCodeUrl": "https://github.com/jane-doe/s3files-lambda/tree/main",
+}
+PUBLISHER_ARGS = [
+    "--author",
+    PUBLISHER["Author"],
+    "--home-page-url",
+    PUBLISHER["HomePageUrl"],
+    "--source-code-url",
+    PUBLISHER["SourceCodeUrl"],
+]
 
 
 def package_with_moto(args: list[str]) -> None:
@@ -52,11 +68,20 @@ def with_values(args: list[str], **values: str) -> list[str]:
     return args
 
 
+def published_template(build_dir: Path) -> Path:
+    """The functions stack's sam build output with the publisher's metadata, as make publish writes it
+    (beside the built template, whose paths are relative to its directory)."""
+    template = build_dir / "Functions" / "template-published.yaml"
+    template.write_text((build_dir / "Functions" / "template.yaml").read_text(encoding="utf-8"))
+    assert sar_metadata(["write", str(template), *PUBLISHER_ARGS]) == 0
+    return template
+
+
 @pytest.fixture(scope="module")
 def packaged_path(build_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The functions stack's sam build output (what template.yaml nests), packaged to ARTIFACTS."""
     output = tmp_path_factory.mktemp("sar") / "packaged.yaml"
-    template = build_dir / "Functions" / "template.yaml"
+    template = published_template(build_dir)
     files = ["--template-file", str(template), "--output-template-file", str(output)]
     package_with_moto([*files, "--s3-bucket", ARTIFACTS, "--region", REGION])
     return output
@@ -83,7 +108,7 @@ def _template_body(packaged: dict[str, Any]) -> str:
 
 
 def _create_request(functions_template: dict, packaged: dict, version: str) -> dict[str, Any]:
-    metadata = functions_template["Metadata"][METADATA]
+    metadata = functions_template["Metadata"][METADATA] | PUBLISHER
     packaged_metadata = packaged["Metadata"][METADATA]
     return {
         "Name": metadata["Name"],
@@ -142,7 +167,7 @@ def test_publish_of_an_existing_application_updates_it_and_adds_the_version(
     functions_template: dict, packaged: dict, client: tuple[Any, Stubber]
 ) -> None:
     sar_client, stubber = client
-    metadata = functions_template["Metadata"][METADATA]
+    metadata = functions_template["Metadata"][METADATA] | PUBLISHER
     packaged["Metadata"][METADATA]["SemanticVersion"] = "0.2.0"
     stubber.add_client_error(
         "create_application",
@@ -210,8 +235,23 @@ def test_make_publish_packages_and_publishes_the_nested_build_output(
     client: tuple[Any, Stubber],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    dry_run = run_make("-n", "publish", f"BUCKET={ARTIFACTS}", f"REGION={REGION}", "VERSION=1.2.3")
+    variables = [f"AUTHOR={PUBLISHER['Author']}", f"SOURCE_CODE_URL={PUBLISHER['SourceCodeUrl']}"]
+    dry_run = run_make("-n", "publish", f"BUCKET={ARTIFACTS}", f"REGION={REGION}", *variables)
     assert dry_run.returncode == 0, dry_run.stderr
+    # The publisher's metadata is checked before the build and written into what sam package reads.
+    metadata_steps = [
+        shlex.split(line)[1:] for line in dry_run.stdout.splitlines() if "scripts/sar_metadata.py" in line
+    ]
+    assert [step[:2] for step in metadata_steps] == [
+        ["scripts/sar_metadata.py", "check"],
+        ["scripts/sar_metadata.py", "write"],
+    ]
+    assert metadata_steps[1][3:] == [
+        "--author",
+        PUBLISHER["Author"],
+        "--source-code-url",
+        PUBLISHER["SourceCodeUrl"],
+    ]
     # Each sam command make would run, up to a shell operator (`make build` sends sam's output to a log).
     commands = [
         shlex.split(command[1])
@@ -236,17 +276,91 @@ def test_make_publish_packages_and_publishes_the_nested_build_output(
         Path(publishing.params["template_file"]).resolve()
         == (tmp_path / packing.params["output_template_file"]).resolve()
     )
-    assert publishing.params["semantic_version"] == "1.2.3"
+    assert tmp_path / metadata_steps[1][2] == Path(packing.params["template_file"])
+    assert publishing.params["semantic_version"] is None  # the template's SemanticVersion, its one source
     assert packing.find_object(Context).region == publishing.find_object(Context).region == REGION
     # Run both steps for real on the session's build: package into moto, publish to the stub.
     packaged_path = tmp_path / "packaged.yaml"
-    template = build_dir / "Functions" / "template.yaml"
+    template = published_template(build_dir)
     package_with_moto(
         with_values(package, template_file=str(template), output_template_file=str(packaged_path))
     )
     packaged = yaml_parse(packaged_path.read_text(encoding="utf-8"))
     sar_client, stubber = client
-    expected = _create_request(functions_template, packaged, "1.2.3")
+    version = functions_template["Metadata"][METADATA]["SemanticVersion"]
+    expected = _create_request(functions_template, packaged, version)
     stubber.add_response("create_application", {"ApplicationId": APPLICATION_ID}, expected)
     monkeypatch.setattr(serverlessrepo_publish, "boto3", SimpleNamespace(client=lambda *_, **__: sar_client))
     sam.main(["publish", *with_values(publish, template=str(packaged_path))], standalone_mode=False)
+
+
+@pytest.fixture
+def publisher_file(tmp_path: Path) -> Path:
+    path = tmp_path / "publisher.toml"
+    path.write_text('author = "Jane Doe"\nhome_page_url = "https://jane.dev/s3files"\nsource_code_url = ""\n')
+    return path
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "why"),
+    [
+        ("--author", "example", "Author 'example' is a placeholder"),
+        ("--author", " ", "Author is empty"),
+        ("--home-page-url", "https://github.com/example/s3files-lambda", "is a placeholder address"),
+        ("--home-page-url", "https://www.example.com/app", "is a placeholder address"),
+        ("--source-code-url", "http://github.com/jane-doe/s3files-lambda", "is not an https:// URL"),
+        ("--source-code-url", "github.com/jane-doe/s3files-lambda", "is not an https:// URL"),
+    ],
+)
+def test_placeholder_metadata_is_refused_naming_where_to_set_it(
+    publisher_file: Path, option: str, value: str, why: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arguments = ["check", *PUBLISHER_ARGS]
+    arguments[arguments.index(option) + 1] = value
+    assert sar_metadata(arguments, publisher_file) == 2
+    err = capsys.readouterr().err
+    assert why in err
+    assert str(publisher_file) in err
+    assert "AUTHOR=... HOME_PAGE_URL=... SOURCE_CODE_URL=..." in err
+
+
+def test_the_file_gives_what_the_variables_do_not(
+    publisher_file: Path, tmp_path: Path, functions_template: dict
+) -> None:
+    template = tmp_path / "template.yaml"
+    template.write_text((REPO / "functions" / "template.yaml").read_text(encoding="utf-8"))
+    # source_code_url is empty in the file: refused, and nothing written, until a variable gives it.
+    original = template.read_text()
+    assert sar_metadata(["write", str(template)], publisher_file) == 2
+    assert template.read_text() == original
+    url = "https://github.com/jane-doe/s3files-lambda"
+    assert sar_metadata(["write", str(template), "--source-code-url", url], publisher_file) == 0
+    written = yaml_parse(template.read_text())["Metadata"][METADATA]
+    assert written == functions_template["Metadata"][METADATA] | {
+        "Author": "Jane Doe",
+        "HomePageUrl": "https://jane.dev/s3files",
+        "SourceCodeUrl": url,
+    }
+
+
+def test_the_template_holds_no_publisher_placeholder_and_the_one_version(functions_template: dict) -> None:
+    metadata = functions_template["Metadata"][METADATA]
+    assert not {"Author", "HomePageUrl", "SourceCodeUrl"} & metadata.keys()
+    assert "example" not in json.dumps(metadata)
+    assert re.fullmatch(r"\d+\.\d+\.\d+", metadata["SemanticVersion"])
+    # The repository's publisher file names no one yet: publishing refuses until it is filled in.
+    assert sar_metadata(["check"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        (["AUTHOR=example"], "Author 'example' is a placeholder"),
+        (["VERSION=1.2.3"], "the version is SemanticVersion in functions/template.yaml"),
+    ],
+)
+def test_make_publish_refuses_before_building(variables: list[str], message: str) -> None:
+    done = run_make("publish", "BUCKET=my-artifacts", *variables)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in done.stderr
+    assert "sam build" not in done.stdout

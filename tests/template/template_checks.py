@@ -9,12 +9,14 @@ contract require, so a test can run them on the real template and on deliberatel
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from template_functions import function_outputs, functions
-from template_model import as_list
+from template_model import allowed, as_list
 
 FUNCTIONS = tuple(function.logical_id for function in functions().values())
 # The functions that serve requests, which a reservation (ReservedConcurrency) is for: all but the
@@ -30,6 +32,12 @@ CLIENT_ACTIONS = {
     for function in functions().values()
 }
 DIRECT_READ_ACTIONS = {"s3:GetObject", "s3:GetObjectVersion"}
+# Functions that never read file data (the writer only writes, the janitor lists and deletes): no
+# direct reads, hence no S3 access at all.
+NO_FILE_DATA_READS = ("WriterFunction", "JanitorFunction")
+ARCHITECTURES = {"x86_64", "arm64"}
+# The only ranges a created VPC may take (RFC 1918).
+PRIVATE_RANGES = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 CONTRACT_OUTPUTS = {
     "BucketName",
     "FileSystemId",
@@ -41,7 +49,26 @@ CONTRACT_OUTPUTS = {
     "MountTargetSecurityGroupId",
     "FunctionSubnetIds",
     "DeadLetterQueueUrl",
+    "DashboardUrl",
 } | {name for function in functions().values() for name in function_outputs(function)}
+# Lambda's metrics every function has an alarm on, and those its dashboard row shows (with statistics).
+PER_FUNCTION_ALARMS = ("Errors", "Throttles")
+LAMBDA_WIDGET_METRICS = {"Errors": {"Sum"}, "Throttles": {"Sum"}, "Duration": {"p50", "p99"}}
+# The handlers' own metrics (s3files_store.observability) the dashboard shows, with their statistics.
+STORAGE_WIDGET_METRICS = {
+    ("CommitLatency", "p50"),
+    ("CommitLatency", "p99"),
+    ("CommitBytes", "Sum"),
+    ("CommitFailures", "Sum"),
+    ("RejectedRequests", "Sum"),
+    ("StagingFilesRemoved", "Sum"),
+    ("SweepFailures", "Sum"),
+    ("ExtractLatency", "p50"),
+    ("ExtractLatency", "p99"),
+    ("ExtractedFiles", "Sum"),
+    ("ExtractedBytes", "Sum"),
+    ("ExtractFailures", "Sum"),
+}
 MOUNT_ERROR_TERMS = ("S3FilesMount", "MountError", "Permission denied", "Stale file handle")
 LOG_RETENTION_DAYS = {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192}
 LOG_RETENTION_DAYS |= {2557, 2922, 3288, 3653}
@@ -52,6 +79,17 @@ MAX_POSIX_ID = 4294967295
 MAX_SECONDARY_GIDS = 16
 # DataBucket's objects, written with its ARN or (as the functions stack does) with its name.
 BUCKET_OBJECTS = ("${DataBucket.Arn}/", "arn:${AWS::Partition}:s3:::${DataBucket}/")
+
+
+@dataclass(frozen=True)
+class DashboardMetric:
+    """A metric a dashboard widget shows; a SEARCH's dimension values are None."""
+
+    title: str
+    namespace: str
+    name: str
+    dimensions: dict[str, str | None]
+    stat: str | None
 
 
 def getatt(resource: str, attribute: str) -> dict[str, list[str]]:
@@ -265,6 +303,11 @@ def check_function_iam(template: dict[str, Any]) -> list[str]:
                     )
         if granted != CLIENT_ACTIONS[fn]:
             problems.append(f"{fn}: s3files actions {sorted(granted)}, expected {sorted(CLIENT_ACTIONS[fn])}")
+        if fn in NO_FILE_DATA_READS and (s3_reads or _direct_reads(template, fn)):
+            problems.append(
+                f"{fn}: never reads file data, so it needs DirectS3Read DISABLED and no S3 grant "
+                f"(s3:GetObject granted={s3_reads}, direct reads={_direct_reads(template, fn)})"
+            )
         if s3_reads != _direct_reads(template, fn):
             problems.append(
                 f"{fn}: s3:GetObject granted={s3_reads} but direct reads={_direct_reads(template, fn)}"
@@ -782,6 +825,124 @@ def check_alarms(template: dict[str, Any]) -> list[str]:
             problems.append(f"{rid}: Duration threshold must be below the writer timeout ({writer_ms} ms)")
     if len({_key(a.get("AlarmActions")) for a in alarms.values()}) > 1:
         problems.append("alarms notify inconsistently: some have AlarmActions, some not")
+    for fn in FUNCTIONS:
+        for metric in PER_FUNCTION_ALARMS:
+            if not any(
+                a.get("Namespace") == "AWS/Lambda"
+                and a.get("MetricName") == metric
+                and a.get("Dimensions") == [{"Name": "FunctionName", "Value": ref(fn)}]
+                for a in alarms.values()
+            ):
+                problems.append(f"{fn}: no alarm on its AWS/Lambda {metric} (dimension FunctionName)")
+    dlq_depth = [
+        a
+        for a in alarms.values()
+        if a.get("MetricName") == "ApproximateNumberOfMessagesVisible"
+        and a.get("Dimensions") == [{"Name": "QueueName", "Value": getatt("DeadLetterQueue", "QueueName")}]
+    ]
+    if not dlq_depth:
+        problems.append("DeadLetterQueue: no alarm on its ApproximateNumberOfMessagesVisible (QueueName)")
+    return problems
+
+
+def dashboard_body(template: dict[str, Any]) -> dict[str, Any]:
+    """The Dashboard's body as JSON: its Fn::Join of Fn::Sub strings, with the ${...} references left
+    in place (they only ever stand inside JSON strings). ValueError when it is not that or not JSON."""
+    body = props(template, "Dashboard").get("DashboardBody")
+    if not (isinstance(body, dict) and list(body) == ["Fn::Join"] and body["Fn::Join"][0] == ""):
+        raise ValueError("Dashboard: DashboardBody must be a Fn::Join with the separator ''")
+    parts = [part["Fn::Sub"] if isinstance(part, dict) else part for part in body["Fn::Join"][1]]
+    if not all(isinstance(part, str) for part in parts):
+        raise ValueError("Dashboard: each DashboardBody part must be a string or a Fn::Sub of one")
+    try:
+        parsed: dict[str, Any] = json.loads("".join(parts))
+    except ValueError as exc:
+        raise ValueError(f"Dashboard: DashboardBody is not JSON: {exc}") from exc
+    return parsed
+
+
+_SEARCH = re.compile(r"""SEARCH\('\{"?([^",]+)"?,([^}]*)\} MetricName="([^"]+)"', '([^']+)'""")
+
+
+def dashboard_metrics(template: dict[str, Any]) -> list[DashboardMetric]:
+    """Every metric the Dashboard's widgets show, with its widget's title: a metric array
+    [namespace, name, dimension, value, ..., {options}], or a SEARCH over a metric name (its
+    dimension values None)."""
+    found: list[DashboardMetric] = []
+    for widget in dashboard_body(template).get("widgets", []):
+        properties = widget.get("properties", {})
+        for entry in properties.get("metrics", []):
+            options = entry[-1] if entry and isinstance(entry[-1], dict) else {}
+            fields = entry[:-1] if options else entry
+            stat = options.get("stat", properties.get("stat"))
+            if "expression" in options and (match := _SEARCH.search(options["expression"])):
+                namespace, keys, name, stat = match.groups()
+                dimensions = dict.fromkeys(k.strip() for k in keys.split(",") if k.strip())
+                found.append(DashboardMetric(properties.get("title", ""), namespace, name, dimensions, stat))
+            elif "expression" not in options and len(fields) >= 2 and len(fields) % 2 == 0:
+                dimensions = dict(zip(fields[2::2], fields[3::2], strict=True))
+                found.append(
+                    DashboardMetric(properties.get("title", ""), fields[0], fields[1], dimensions, stat)
+                )
+            else:
+                found.append(DashboardMetric(properties.get("title", ""), "", str(entry), {}, stat))
+    return found
+
+
+def check_dashboard(template: dict[str, Any]) -> list[str]:
+    """One dashboard (output DashboardUrl): the storage metrics the handlers emit, in their namespace
+    and with their one dimension, service; the dead-letter queue's depth; each function's Lambda
+    errors, throttles and duration. Every widget names its Region."""
+    try:
+        body = dashboard_body(template)
+        shown = dashboard_metrics(template)
+    except ValueError as exc:
+        return [str(exc)]
+    problems: list[str] = []
+    for widget in body.get("widgets", []):
+        title = widget.get("properties", {}).get("title")
+        if widget.get("properties", {}).get("region") != "${AWS::Region}":
+            problems.append(f"Dashboard: widget {title!r} must set region ${{AWS::Region}}")
+    environments = [props(template, fn).get("Environment", {}).get("Variables", {}) for fn in FUNCTIONS]
+    namespaces = {_key(env.get("POWERTOOLS_METRICS_NAMESPACE")) for env in environments}
+    services = {env.get("POWERTOOLS_SERVICE_NAME") for env in environments}
+    [namespace] = namespaces if len(namespaces) == 1 else [None]
+    for m in shown:
+        if m.namespace == "AWS/Lambda":
+            value = m.dimensions.get("FunctionName")
+            if list(m.dimensions) != ["FunctionName"] or value not in {f"${{{fn}}}" for fn in FUNCTIONS}:
+                problems.append(f"Dashboard: {m.title!r} shows {m.name} of {m.dimensions}, not of a function")
+        elif m.namespace == "AWS/SQS":
+            if m.dimensions != {"QueueName": "${DeadLetterQueue.QueueName}"}:
+                problems.append(f"Dashboard: {m.title!r} shows a queue other than the DeadLetterQueue")
+        elif namespace is None or _key({"Fn::Sub": m.namespace}) != namespace:
+            problems.append(
+                f"Dashboard: {m.title!r} reads namespace {m.namespace!r}, not the functions' "
+                f"POWERTOOLS_METRICS_NAMESPACE"
+            )
+        elif list(m.dimensions) != ["service"] or m.dimensions["service"] not in services | {None}:
+            problems.append(
+                f"Dashboard: {m.title!r} shows {m.name} by {m.dimensions}: the handlers' metrics have one "
+                f"dimension, service, whose values are the functions' POWERTOOLS_SERVICE_NAME"
+            )
+    for fn in FUNCTIONS:
+        for metric, stats in LAMBDA_WIDGET_METRICS.items():
+            seen = {
+                m.stat
+                for m in shown
+                if (m.namespace, m.name, m.dimensions)
+                == ("AWS/Lambda", metric, {"FunctionName": f"${{{fn}}}"})
+            }
+            if not stats <= seen:
+                problems.append(f"Dashboard: no {metric} ({sorted(stats - seen)}) widget of {fn}")
+    storage = {(m.name, m.stat) for m in shown if m.namespace not in {"AWS/Lambda", "AWS/SQS"}}
+    for wanted in sorted(STORAGE_WIDGET_METRICS - storage):
+        problems.append(f"Dashboard: no widget shows {wanted[0]} ({wanted[1]})")
+    if not any(m.namespace == "AWS/SQS" and m.name == "ApproximateNumberOfMessagesVisible" for m in shown):
+        problems.append("Dashboard: no widget shows the DeadLetterQueue's depth")
+    url = str(template.get("Outputs", {}).get("DashboardUrl", {}).get("Value", {}))
+    if "${Dashboard}" not in url:
+        problems.append("output DashboardUrl must link to the Dashboard (${Dashboard})")
     return problems
 
 
@@ -813,6 +974,82 @@ def check_outputs(template: dict[str, Any]) -> list[str]:
     return problems
 
 
+def check_network_order(template: dict[str, Any]) -> list[str]:
+    """The functions wait for every security group rule (the NFS ingress of the mount targets, the
+    HTTPS egress when it exists): a function created earlier meets S3FilesMountConnectivity."""
+    rules = sorted(
+        rid
+        for kind in ("AWS::EC2::SecurityGroupIngress", "AWS::EC2::SecurityGroupEgress")
+        for rid in of_type(template, kind)
+    )
+    problems: list[str] = []
+    for fn in FUNCTIONS:
+        missing = [r for r in rules if r not in as_list(template["Resources"][fn].get("DependsOn", []))]
+        if missing:
+            problems.append(f"{fn}: must wait for the security group rules {missing} (DependsOn)")
+    return problems
+
+
+def check_tracing(template: dict[str, Any]) -> list[str]:
+    """Every function traces as the Tracing parameter says; Active only where segments can leave the
+    VPC: the created VPC needs an X-Ray interface endpoint (it has no NAT)."""
+    problems: list[str] = []
+    wanted = template["Parameters"].get("Tracing")
+    if wanted not in {"PassThrough", "Active"}:
+        problems.append(f"parameter Tracing is {wanted!r}: PassThrough or Active")
+    xray_endpoints = [
+        rid
+        for rid in of_type(template, "AWS::EC2::VPCEndpoint")
+        if re.search(r'\.xray"\}?$', json.dumps(props(template, rid).get("ServiceName", "")))
+    ]
+    for fn in FUNCTIONS:
+        mode = props(template, fn).get("TracingConfig", {}).get("Mode", "PassThrough")
+        if mode != wanted:
+            problems.append(f"{fn}: TracingConfig Mode {mode!r}, expected the Tracing parameter {wanted!r}")
+        if mode == "Active" and "Vpc" in template["Resources"] and not xray_endpoints:
+            problems.append(f"{fn}: Active tracing in the created VPC, which has no path to X-Ray")
+    return problems
+
+
+def check_architecture(template: dict[str, Any]) -> list[str]:
+    """Every function runs on the Architecture parameter's instruction set, and its layers are
+    compatible with both."""
+    problems: list[str] = []
+    wanted = template["Parameters"].get("Architecture")
+    if wanted not in ARCHITECTURES:
+        problems.append(f"parameter Architecture is {wanted!r}: x86_64 or arm64")
+    for fn in FUNCTIONS:
+        if props(template, fn).get("Architectures") != [wanted]:
+            problems.append(
+                f"{fn}: Architectures {props(template, fn).get('Architectures')}, expected [{wanted}]"
+            )
+        for layer in props(template, fn).get("Layers", []):
+            compatible = set(props(template, layer.get("Ref", "")).get("CompatibleArchitectures", []))
+            if compatible != ARCHITECTURES:
+                problems.append(f"{fn}: layer {layer} is compatible with {sorted(compatible)}, not both")
+    return problems
+
+
+def check_vpc_cidr(sam_template: dict[str, Any]) -> list[str]:
+    """Checks the template as written: VpcCidr takes /16 to /22 networks in the private ranges only
+    (every first and second octet is tried)."""
+    spec = sam_template["Parameters"].get("VpcCidr", {})
+    problems: list[str] = []
+    for first in range(256):
+        for second in (0, 15, 16, 31, 32, 167, 168, 169, 255):
+            for prefix in (15, 16, 22, 23):
+                cidr = f"{first}.{second}.0.0/{prefix}"
+                network = ipaddress.ip_network(cidr, strict=False)
+                private = 16 <= prefix <= 22 and any(network.subnet_of(r) for r in PRIVATE_RANGES)
+                if allowed(spec, cidr) != private:
+                    problems.append(f"VpcCidr: {cidr} is {'refused' if private else 'accepted'}")
+    return problems[:5]
+
+
+# Checks of a SAM template as written (parameters' constraints), not of the composed stack.
+SPEC_CHECKS = (check_vpc_cidr,)
+
+
 CHECKS = (
     check_function_mounts,
     check_security_groups,
@@ -830,5 +1067,9 @@ CHECKS = (
     check_janitor,
     check_environment,
     check_alarms,
+    check_dashboard,
     check_outputs,
+    check_network_order,
+    check_tracing,
+    check_architecture,
 )

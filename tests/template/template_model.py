@@ -38,8 +38,8 @@ EXISTING_VPC = {
     "SubnetIds": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
 }
 # Parameter overrides of the modes every check runs against: the defaults (a created VPC, which looks
-# the S3 prefix list up itself), an existing VPC with every optional setting given, one without
-# S3PrefixListId (direct reads forced off), direct reads turned off, and AZ ids chosen.
+# the S3 prefix list up itself, x86_64), an existing VPC with every optional setting given (arm64),
+# one without S3PrefixListId (direct reads forced off), direct reads turned off, and AZ ids chosen.
 MODES: dict[str, dict[str, str]] = {
     "create-vpc": {},
     "existing-vpc": {
@@ -49,6 +49,9 @@ MODES: dict[str, dict[str, str]] = {
         "S3PrefixListId": "pl-63a5400a",
         "ReservedConcurrency": "25",
         "PosixSecondaryGids": "1001,4294967295",
+        # Graviton, and tracing an existing VPC may have a path for: the checks run for both settings.
+        "Architecture": "arm64",
+        "Tracing": "Active",
     },
     "existing-vpc-no-prefix-list": EXISTING_VPC,
     "no-direct-reads": {"DirectS3Read": "DISABLED"},
@@ -104,19 +107,52 @@ def compose(root: dict[str, Any], functions: dict[str, Any], nested_id: str = NE
     `functions` (transformed, unresolved) resolved with the parameters the root passes (module doc).
     """
     stack = root["Resources"][nested_id]
-    given = stack["Properties"].get("Parameters", {})
+    # CloudFormation makes the nested stack wait for what it names (DependsOn) and for every resource its
+    # properties reference: both are the dependencies its resources inherit.
+    inherited = as_list(stack.get("DependsOn", [])) + sorted(
+        _referenced(stack["Properties"], root["Resources"].keys()) - set(as_list(stack.get("DependsOn", [])))
+    )
+    given = {name: _select(value) for name, value in stack["Properties"].get("Parameters", {}).items()}
     if unknown := sorted(given.keys() - functions.get("Parameters", {}).keys()):
         raise ValueError(f"{nested_id} passes {unknown}, which the functions template does not declare")
     child = resolve(functions, given)
     if clashes := sorted(child["Resources"].keys() & root["Resources"].keys()):
         raise ValueError(f"logical ids in both templates: {clashes}")
-    inherited = as_list(stack.get("DependsOn", []))
     resources = {rid: body for rid, body in root["Resources"].items() if rid != nested_id}
     for rid, body in child["Resources"].items():
         depends = as_list(body.get("DependsOn", [])) + inherited
         resources[rid] = {**body, "DependsOn": depends} if depends else body
     composed = {**root, "Resources": resources}
     return _replace_outputs(composed, nested_id, child["Outputs"])
+
+
+def _referenced(node: Any, resources: Any) -> set[str]:
+    """The resources among `resources` that `node` references (Ref, Fn::GetAtt, Fn::Sub variables)."""
+    if isinstance(node, list):
+        return set().union(*(_referenced(item, resources) for item in node))
+    if isinstance(node, str) or not isinstance(node, dict):
+        return set()
+    found: set[str] = set()
+    if isinstance(node.get("Ref"), str):
+        found.add(node["Ref"])
+    if isinstance(node.get("Fn::GetAtt"), list):
+        found.add(node["Fn::GetAtt"][0])
+    sub = node.get("Fn::Sub")
+    if isinstance(sub, str) or (isinstance(sub, list) and isinstance(sub[0], str)):
+        text = sub if isinstance(sub, str) else sub[0]
+        found |= {name.split(".")[0] for name in _SUB_VARIABLE.findall(text)}
+    found |= _referenced(list(node.values()), resources)
+    return found & set(resources)
+
+
+def _select(value: Any) -> Any:
+    """`Fn::Select` of a literal index over a list is that item, whatever the other items are (a
+    reference among them only adds a dependency: see compose)."""
+    if isinstance(value, dict) and list(value) == ["Fn::Select"]:
+        index, items = value["Fn::Select"]
+        if isinstance(items, list) and str(index).isdigit():
+            return _select(items[int(index)])
+    return value
 
 
 def _replace_outputs(node: Any, nested_id: str, outputs: dict[str, Any]) -> Any:

@@ -32,6 +32,12 @@ def test_layer_bundles_powertools(app_dir: Path) -> None:
     assert (app_dir / "SharedLayer" / "python" / "aws_lambda_powertools" / "__init__.py").is_file()
 
 
+def test_layer_holds_no_compiled_module(app_dir: Path) -> None:
+    # Declared compatible with x86_64 and arm64 (Architecture): only pure Python can serve both.
+    compiled = [p for p in (app_dir / "SharedLayer").rglob("*") if p.suffix in {".so", ".pyd", ".dylib"}]
+    assert compiled == []
+
+
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_function_handler_is_built(app_dir: Path, function: str) -> None:
     assert (app_dir / function / "app.py").is_file()

@@ -76,7 +76,7 @@ def _s3_read_whole_account(t: Template) -> None:
 
 
 def _s3_read_whole_bucket(t: Template) -> None:
-    statement = next(s for s in tc.role_statements(t, "WriterFunction") if "s3:GetObject" in s["Action"])
+    statement = next(s for s in tc.role_statements(t, "UnzipFunction") if "s3:GetObject" in s["Action"])
     statement["Resource"] = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${DataBucket}/*"}
 
 
@@ -406,6 +406,95 @@ def _drop_output(t: Template) -> None:
     del t["Outputs"]["CommittedFilesS3Prefix"]
 
 
+def _no_reader_throttles_alarm(t: Template) -> None:
+    del t["Resources"]["ReaderThrottlesAlarm"]
+
+
+def _janitor_errors_alarm_on_the_writer(t: Template) -> None:
+    _p(t, "JanitorErrorsAlarm")["Dimensions"] = [{"Name": "FunctionName", "Value": tc.ref("WriterFunction")}]
+
+
+def _dashboard_parts(t: Template) -> list[dict[str, str]]:
+    parts: list[dict[str, str]] = _p(t, "Dashboard")["DashboardBody"]["Fn::Join"][1]
+    return parts
+
+
+def _dashboard_without_the_unzip_row(t: Template) -> None:
+    parts = _dashboard_parts(t)
+    parts[:] = [p for p in parts if "${UnzipFunction}" not in str(p)]
+
+
+def _dashboard_in_the_shared_namespace(t: Template) -> None:
+    for part in _dashboard_parts(t):
+        if isinstance(part, dict):
+            part["Fn::Sub"] = part["Fn::Sub"].replace("S3FilesLambda/${AWS::StackName}", "S3FilesLambda")
+
+
+def _dashboard_by_function_name_dimension(t: Template) -> None:
+    first = _dashboard_parts(t)[0]
+    first["Fn::Sub"] = first["Fn::Sub"].replace(
+        '"CommitBytes","service","writer"', '"CommitBytes","FunctionName","writer"'
+    )
+
+
+def _dashboard_of_a_service_that_is_no_function(t: Template) -> None:
+    first = _dashboard_parts(t)[0]
+    first["Fn::Sub"] = first["Fn::Sub"].replace(
+        '"StagingFilesRemoved","service","janitor"', '"StagingFilesRemoved","service","sweeper"'
+    )
+
+
+def _dashboard_without_extraction(t: Template) -> None:
+    first = _dashboard_parts(t)[0]
+    first["Fn::Sub"] = first["Fn::Sub"].replace('"ExtractedFiles"', '"ExtractedFilez"')
+
+
+def _dashboard_body_not_json(t: Template) -> None:
+    _dashboard_parts(t).pop()  # the closing "]}"
+
+
+def _dashboard_without_region(t: Template) -> None:
+    first = _dashboard_parts(t)[0]
+    first["Fn::Sub"] = first["Fn::Sub"].replace('"region":"${AWS::Region}",', "", 1)
+
+
+def _no_dashboard_url(t: Template) -> None:
+    del t["Outputs"]["DashboardUrl"]
+
+
+def _writer_reads_directly(t: Template) -> None:
+    # Direct reads and their grant, consistent with each other, for a function that never reads.
+    _p(t, "WriterFunction")["FileSystemConfigs"][0]["S3FilesConfig"]["DirectS3Read"] = "AUTO"
+    grant = next(s for s in tc.role_statements(t, "ReaderFunction") if "s3:GetObject" in s["Action"])
+    role = _p(t, "WriterFunction")["Role"]["Fn::GetAtt"][0]
+    _p(t, role)["Policies"][0]["PolicyDocument"]["Statement"].append(copy.deepcopy(grant))
+
+
+def _functions_before_the_ingress_rule(t: Template) -> None:
+    for fn in tc.FUNCTIONS:
+        depends = t["Resources"][fn]["DependsOn"]
+        t["Resources"][fn]["DependsOn"] = [d for d in depends if d != "MountTargetIngressFromFunctions"]
+
+
+def _active_tracing_in_the_created_vpc(t: Template) -> None:
+    t["Parameters"]["Tracing"] = "Active"
+    for fn in tc.FUNCTIONS:
+        _p(t, fn)["TracingConfig"] = {"Mode": "Active"}
+
+
+def _reader_traced_otherwise(t: Template) -> None:
+    _p(t, "ReaderFunction")["TracingConfig"] = {"Mode": "PassThrough"}
+
+
+def _writer_on_x86(t: Template) -> None:
+    _p(t, "WriterFunction")["Architectures"] = ["x86_64"]
+
+
+def _layer_for_x86_only(t: Template) -> None:
+    for layer in tc.of_type(t, "AWS::Lambda::LayerVersion"):
+        _p(t, layer)["CompatibleArchitectures"] = ["x86_64"]
+
+
 BROKEN: list[Case] = [
     (tc.check_function_mounts, _drop_depends_on, "create-vpc"),
     (tc.check_function_mounts, _depend_on_one_mount_target, "existing-vpc"),
@@ -490,7 +579,23 @@ BROKEN: list[Case] = [
     (tc.check_alarms, _silent_alarm, "create-vpc"),
     (tc.check_alarms, _no_pending_exports_alarm, "create-vpc"),
     (tc.check_alarms, _duration_over_timeout, "create-vpc"),
+    (tc.check_alarms, _no_reader_throttles_alarm, "create-vpc"),
+    (tc.check_alarms, _janitor_errors_alarm_on_the_writer, "existing-vpc"),
+    (tc.check_dashboard, _dashboard_without_the_unzip_row, "create-vpc"),
+    (tc.check_dashboard, _dashboard_in_the_shared_namespace, "create-vpc"),
+    (tc.check_dashboard, _dashboard_by_function_name_dimension, "existing-vpc"),
+    (tc.check_dashboard, _dashboard_of_a_service_that_is_no_function, "create-vpc"),
+    (tc.check_dashboard, _dashboard_without_extraction, "create-vpc"),
+    (tc.check_dashboard, _dashboard_body_not_json, "create-vpc"),
+    (tc.check_dashboard, _dashboard_without_region, "create-vpc"),
+    (tc.check_dashboard, _no_dashboard_url, "create-vpc"),
     (tc.check_outputs, _drop_output, "create-vpc"),
+    (tc.check_function_iam, _writer_reads_directly, "create-vpc"),
+    (tc.check_network_order, _functions_before_the_ingress_rule, "existing-vpc"),
+    (tc.check_tracing, _active_tracing_in_the_created_vpc, "create-vpc"),
+    (tc.check_tracing, _reader_traced_otherwise, "existing-vpc"),
+    (tc.check_architecture, _writer_on_x86, "existing-vpc"),
+    (tc.check_architecture, _layer_for_x86_only, "create-vpc"),
 ]
 
 
@@ -659,6 +764,18 @@ def _reexport_the_writer_logs_as_unzip_logs(t: Template) -> None:
     t["Outputs"]["UnzipLogGroupName"]["Value"] = tc.getatt(NESTED_ID, "Outputs.WriterLogGroupName")
 
 
+def _nest_before_the_ingress_rule(t: Template) -> None:
+    t["Resources"][NESTED_ID]["DependsOn"] = ["MountTargetA", "MountTargetB"]
+
+
+def _nest_before_the_https_egress_rule(t: Template) -> None:
+    _passed(t)["DirectS3Read"] = {"Fn::If": ["HasDirectReads", tc.ref("DirectS3Read"), "DISABLED"]}
+
+
+def _pass_x86_whatever_the_architecture(t: Template) -> None:
+    _passed(t)["Architecture"] = "x86_64"
+
+
 def _forget_to_reexport_unzip(t: Template) -> None:
     del t["Outputs"]["UnzipFunctionArn"]
 
@@ -676,6 +793,9 @@ NESTING_BROKEN: list[Case] = [
     (tc.check_outputs, _reexport_the_reader_as_the_writer, "existing-vpc"),
     (tc.check_outputs, _reexport_the_writer_logs_as_unzip_logs, "create-vpc"),
     (tc.check_outputs, _forget_to_reexport_unzip, "create-vpc"),
+    (tc.check_network_order, _nest_before_the_ingress_rule, "existing-vpc-no-prefix-list"),
+    (tc.check_network_order, _nest_before_the_https_egress_rule, "create-vpc"),
+    (tc.check_architecture, _pass_x86_whatever_the_architecture, "existing-vpc"),
     # Direct reads left on in an existing VPC without S3PrefixListId, where no HTTPS egress exists.
     (tc.check_security_groups, _pass_direct_reads_through, "existing-vpc-no-prefix-list"),
 ]
@@ -719,3 +839,47 @@ def test_created_subnets_take_the_chosen_az_ids_else_fn_getazs(resolved: dict[st
         default = _p(resolved["create-vpc"], subnet)
         assert "AvailabilityZoneId" not in default
         assert default["AvailabilityZone"] == {"Fn::Select": [index, {"Fn::GetAZs": ""}]}
+
+
+@pytest.mark.parametrize("check", tc.SPEC_CHECKS, ids=lambda c: c.__name__)
+def test_the_template_as_written_satisfies(
+    check: Callable[[Template], list[str]], sam_template: Template
+) -> None:
+    assert check(sam_template) == []
+
+
+def _vpc_cidr_any_range(t: Template) -> None:
+    t["Parameters"]["VpcCidr"]["AllowedPattern"] = (
+        r"^(10|172|192)\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}/(1[6-9]|2[0-2])$"
+    )
+
+
+def _vpc_cidr_without_172_31(t: Template) -> None:
+    spec = t["Parameters"]["VpcCidr"]
+    spec["AllowedPattern"] = spec["AllowedPattern"].replace("3[01]", "30")
+
+
+SPEC_BROKEN = [(tc.check_vpc_cidr, _vpc_cidr_any_range), (tc.check_vpc_cidr, _vpc_cidr_without_172_31)]
+
+
+@pytest.mark.parametrize(("check", "breakage"), SPEC_BROKEN, ids=lambda f: f.__name__.lstrip("_"))
+def test_check_of_the_template_as_written_catches(
+    check: Callable[[Template], list[str]], breakage: Callable[[Template], None], sam_template: Template
+) -> None:
+    broken = copy.deepcopy(sam_template)
+    breakage(broken)
+    assert check(broken) != []
+    assert {c for c, _ in SPEC_BROKEN} == set(tc.SPEC_CHECKS)
+
+
+def test_active_tracing_in_the_created_vpc_passes_with_an_x_ray_endpoint(
+    resolved: dict[str, Template],
+) -> None:
+    template = copy.deepcopy(resolved["create-vpc"])
+    _active_tracing_in_the_created_vpc(template)
+    assert tc.check_tracing(template) != []
+    template["Resources"]["XRayEndpoint"] = {
+        "Type": "AWS::EC2::VPCEndpoint",
+        "Properties": {"ServiceName": {"Fn::Sub": "com.amazonaws.${AWS::Region}.xray"}},
+    }
+    assert tc.check_tracing(template) == []

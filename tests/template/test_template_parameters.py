@@ -79,6 +79,8 @@ def test_contract_defaults(sam_template: dict[str, Any]) -> None:
         "AlarmTopicArn": "",
         "DocumentPrefix": "documents",
         "ReservedConcurrency": "0",
+        "Architecture": "x86_64",
+        "Tracing": "PassThrough",
     }
     assert {k: defaults[k] for k in expected} == expected
 
@@ -143,6 +145,16 @@ def test_contract_defaults(sam_template: dict[str, Any]) -> None:
         ("DocumentPrefix", "documents", True),
         ("DocumentPrefix", ".staging", False),
         ("DocumentPrefix", "a/b", False),
+        ("VpcCidr", "10.42.0.0/16", True),
+        ("VpcCidr", "172.31.252.0/22", True),
+        ("VpcCidr", "192.168.0.0/16", True),
+        ("VpcCidr", "172.32.0.0/16", False),
+        ("VpcCidr", "100.64.0.0/16", False),
+        ("VpcCidr", "10.0.0.0/8", False),
+        ("Architecture", "arm64", True),
+        ("Architecture", "aarch64", False),
+        ("Tracing", "Active", True),
+        ("Tracing", "Disabled", False),
     ],
 )
 def test_parameter_constraints(
@@ -184,8 +196,10 @@ def test_the_root_passes_every_functions_parameter(
     assert nested["Properties"]["Location"] == "functions/template.yaml"
     passed = nested["Properties"]["Parameters"]
     assert passed.keys() == functions_template["Parameters"].keys()
-    # Except DirectS3Read, off where no prefix list allows HTTPS to S3 (test_template_checks proves how).
-    assert passed["DirectS3Read"] == {"Fn::If": ["HasDirectReads", {"Ref": "DirectS3Read"}, "DISABLED"]}
+    # Except DirectS3Read, off where no prefix list allows HTTPS to S3, and naming the HTTPS egress rule
+    # where there is one so that the functions wait for it (test_template_checks proves both).
+    given = {"Fn::Select": [0, [{"Ref": "DirectS3Read"}, {"Ref": "FunctionEgressToS3PrefixList"}]]}
+    assert passed["DirectS3Read"] == {"Fn::If": ["HasDirectReads", given, "DISABLED"]}
     for name in passed.keys() - LINKS - {"DirectS3Read"}:
         assert passed[name] == {"Ref": name}, f"{name}: pass the root's own parameter through"
 
@@ -206,14 +220,9 @@ def test_serverless_repo_metadata(sam_template: dict[str, Any], functions_templa
     assert "AWS::ServerlessRepo::Application" not in sam_template["Metadata"]
     app = functions_template["Metadata"]["AWS::ServerlessRepo::Application"]
     assert app["Name"] == "s3files-lambda-atomic-commit"
-    assert {
-        "Description",
-        "Author",
-        "SpdxLicenseId",
-        "LicenseUrl",
-        "ReadmeUrl",
-        "SourceCodeUrl",
-    } <= app.keys()
+    assert {"Description", "SpdxLicenseId", "LicenseUrl", "ReadmeUrl", "SemanticVersion"} <= app.keys()
+    # The publisher's Author and URLs come from sar/publisher.toml at publish time (tests/sar).
+    assert not {"Author", "HomePageUrl", "SourceCodeUrl"} & app.keys()
     assert app["SpdxLicenseId"] == "MIT-0"
     assert re.fullmatch(r"\d+\.\d+\.\d+", app["SemanticVersion"])
     assert 1 <= len(app["Labels"]) <= 10
@@ -225,7 +234,8 @@ def test_serverless_repo_metadata(sam_template: dict[str, Any], functions_templa
 def test_function_globals(functions_template: dict[str, Any]) -> None:
     function = functions_template["Globals"]["Function"]
     assert function["Runtime"] == "python3.13"
-    assert function["Architectures"] == ["x86_64"]
+    assert function["Architectures"] == [{"Ref": "Architecture"}]
+    assert function["Tracing"] == {"Ref": "Tracing"}
     assert function["Handler"] == "app.handler"
     assert function["Layers"] == [{"Ref": "SharedLayer"}]
 
@@ -276,6 +286,7 @@ def test_shared_layer(functions_template: dict[str, Any]) -> None:
     assert layer["Properties"]["ContentUri"] == "../layers/shared"
     assert (FUNCTIONS_TEMPLATE.parent / "../layers/shared").resolve() == REPO / "layers" / "shared"
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+    assert layer["Properties"]["CompatibleArchitectures"] == ["x86_64", "arm64"]
     assert layer["Properties"]["RetentionPolicy"] == "Delete"
 
 
