@@ -79,6 +79,8 @@ def test_contract_defaults(sam_template: dict[str, Any]) -> None:
         "AlarmTopicArn": "",
         "DocumentPrefix": "documents",
         "ReservedConcurrency": "0",
+        "UploadPrefix": "uploads/",
+        "ExtractPrefix": "extracted/",
     }
     assert {k: defaults[k] for k in expected} == expected
 
@@ -143,6 +145,17 @@ def test_contract_defaults(sam_template: dict[str, Any]) -> None:
         ("DocumentPrefix", "documents", True),
         ("DocumentPrefix", ".staging", False),
         ("DocumentPrefix", "a/b", False),
+        ("UploadPrefix", "uploads/", True),
+        ("UploadPrefix", "in/zips/", True),
+        ("UploadPrefix", "a/b/c/d/", True),
+        ("UploadPrefix", "a/b/c/d/e/", False),
+        ("UploadPrefix", "uploads", False),
+        ("UploadPrefix", "/uploads/", False),
+        ("UploadPrefix", ".hidden/", False),
+        ("UploadPrefix", "a//b/", False),
+        ("ExtractPrefix", "extracted/", True),
+        ("ExtractPrefix", "../x/", False),
+        ("ExtractPrefix", "x.zip/", False),
     ],
 )
 def test_parameter_constraints(

@@ -101,6 +101,15 @@ class Config:
                 f"{STAGING_GRACE_SECONDS} = {youngest} (COMMIT_TIMEOUT_SECONDS is the longest Timeout of "
                 f"the functions that commit on this mount)"
             )
+        upload, extract = (
+            _prefix(environ, "UPLOAD_PREFIX", "uploads/"),
+            _prefix(environ, "EXTRACT_PREFIX", "extracted/"),
+        )
+        if f"{upload}/".startswith(f"{extract}/") or f"{extract}/".startswith(f"{upload}/"):
+            raise ConfigError(
+                f"UPLOAD_PREFIX={upload + '/'!r} and EXTRACT_PREFIX={extract + '/'!r} overlap: an archive "
+                f"extracted into the uploads would be extracted again. Choose separate prefixes"
+            )
         return cls(
             mount_root=Path(root),
             require_mount=_BOOLEANS[require],
@@ -113,8 +122,8 @@ class Config:
             archive_max_members=_integer(environ, "ARCHIVE_MAX_MEMBERS", ARCHIVE_MAX_MEMBERS, 1, 1_000_000),
             archive_max_bytes=_integer(environ, "ARCHIVE_MAX_BYTES", ARCHIVE_MAX_BYTES, 1, 2**50),
             access_point_root=_access_point_root(environ.get("ACCESS_POINT_ROOT_PATH", "/lambda")),
-            upload_prefix=_prefix(environ, "UPLOAD_PREFIX", "uploads/"),
-            extract_prefix=_prefix(environ, "EXTRACT_PREFIX", "extracted/"),
+            upload_prefix=upload,
+            extract_prefix=extract,
         )
 
 
