@@ -215,3 +215,35 @@ def test_too_little_time_raises_and_writes_nothing(
     assert "stopped at byte 0" in str(caught.value) and "Nothing was extracted" in str(caught.value)
     assert not (root / "extracted").exists()
     assert not (root / ".staging").exists()
+
+
+UPLOAD = json.loads((REPO / "events" / "unzip-upload.json").read_text())
+SAMPLE_ARCHIVE = REPO / "events" / "mount" / "unzip" / EVENT["archive"]
+
+
+def test_the_upload_event_waits_for_the_import_then_extracts_once(
+    unzip: ModuleType, root: Path, context: FakeContext
+) -> None:
+    # Before the import: raised as NotFoundError itself (Lambda's errorType), naming the object.
+    with pytest.raises(NotFoundError, match="is not on the file system") as caught:
+        unzip.handler(UPLOAD, context)
+    assert type(caught.value).__name__ == "NotFoundError"
+    assert "s3://s3files-lambda-databucket-example/lambda/uploads/2026/12/01/data.zip" in str(caught.value)
+    # The committed sample archive is the object the event describes (size and single-part ETag).
+    data = SAMPLE_ARCHIVE.read_bytes()
+    assert UPLOAD["detail"]["object"]["size"] == len(data)
+    assert UPLOAD["detail"]["object"]["etag"] == hashlib.md5(data).hexdigest()
+    (root / EVENT["archive"]).parent.mkdir(parents=True)
+    (root / EVENT["archive"]).write_bytes(data)  # the import
+    first = unzip.handler(UPLOAD, context)
+    assert (first["statusCode"], first["outcome"], first["destination"]) == (
+        200,
+        "extracted",
+        EVENT["destination"],
+    )
+    assert (
+        root / EVENT["destination"] / "tables" / "orders.csv"
+    ).read_bytes() == b"id,total\n1,9.5\n2,12.0\n"
+    again = unzip.handler(UPLOAD, context)
+    assert again == {**first, "outcome": "already extracted"}
+    assert unzip.handler(EVENT, context)["outcome"] == "already extracted"

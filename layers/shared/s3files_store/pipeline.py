@@ -210,9 +210,7 @@ def run(request: Request, config: Config, remaining_ms: Callable[[], int]) -> Ou
 
     def inspect(fd: int, size: int) -> None:
         if request.size is not None and size != request.size:
-            raise _not_imported(
-                request, f"the file there holds {size:,} bytes, not the object's {request.size:,}"
-            )
+            raise _NotImported(f"the file there holds {size:,} bytes, not the object's {request.size:,}")
         seen.update(sha256=_sha256(fd, size, request, config, remaining_ms), size=size)
         if previous is not None and request.version_id is None and _same(previous, request, "sha256", seen):
             raise _AlreadyExtracted(previous)
@@ -221,6 +219,8 @@ def run(request: Request, config: Config, remaining_ms: Callable[[], int]) -> Ou
         extraction = extract_zip(request.archive, request.destination, config, remaining_ms, inspect)
     except _AlreadyExtracted as done:
         return Outcome(request, done.manifest, None)
+    except _NotImported as exc:
+        raise _not_imported(request, exc.what) from None
     except NotFoundError:
         if request.size is None:
             raise
@@ -238,6 +238,15 @@ def run(request: Request, config: Config, remaining_ms: Callable[[], int]) -> Ou
     }
     commit(config.mount_root, request.manifest, json.dumps(manifest, indent=1).encode() + b"\n")
     return Outcome(request, manifest, extraction)
+
+
+class _NotImported(Exception):
+    """Another version of the archive is on the mount (``what`` says how it differs): stop before
+    anything is written, and wait for the import."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
 
 
 class _AlreadyExtracted(Exception):
@@ -290,7 +299,7 @@ def _sha256(fd: int, size: int, request: Request, config: Config, remaining_ms: 
         except OSError as exc:
             raise StorageError.from_os_error(exc, f"reading {request.archive}") from exc
         if not chunk:
-            raise _not_imported(request, f"the file there ended at byte {at:,} while it was read")
+            raise _NotImported(f"the file there ended at byte {at:,} while it was read")
         digest.update(chunk)
         at += len(chunk)
     return digest.hexdigest()
