@@ -250,3 +250,14 @@ def test_a_manifest_of_another_archive_is_not_this_one(config: Config) -> None:
     assert outcome.answer(10)["outcome"] == "extracted"
     assert outcome.manifest["archive"] == "uploads/other.zip"
     assert other.read_bytes() == archive.read_bytes()
+
+
+def test_an_upload_event_after_an_explicit_request_for_the_same_bytes_is_already_extracted(
+    config: Config,
+) -> None:
+    archive = write_zip(config.mount_root / ARCHIVE, MEMBERS)
+    run(parse_request({"archive": ARCHIVE}, config), config, plenty)
+    before = snapshot(config.mount_root)
+    outcome = run(parse_request(upload_event(archive), config), config, plenty)
+    assert outcome.answer(10)["outcome"] == "already extracted"
+    assert snapshot(config.mount_root) == before

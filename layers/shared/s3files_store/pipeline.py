@@ -11,10 +11,11 @@ Exactly once. After the last member is committed, the manifest is committed atom
 could overwrite it, and never hidden, so it is exported to S3 like the members): the archive key,
 its S3 version id and ETag (from the event), its sha256 and size, and every member with its size
 and sha256. :func:`run` answers "already extracted" without writing when the manifest is there for
-the same archive version: the same version id for an event, the same sha256 for a request without
-one (the archive is then read once to hash it). Any other version is extracted again, every member
-replaced atomically, and its manifest replaces the old one. A crash at any instant leaves complete
-members and no manifest for that version, so the retry extracts the whole archive again.
+the same archive version: the same version id for an event, the same sha256 when the request or the
+manifest has none (a request naming keys: the archive is then read once to hash it). Any other
+version is extracted again, every member replaced atomically, and its manifest replaces the old one.
+A crash at any instant leaves complete members and no manifest for that version, so the retry
+extracts the whole archive again.
 
 The import lag. S3 Files imports an object created in the bucket through S3 Event Notifications:
 "typically within seconds, sometimes a minute or longer" (see :data:`IMPORT_LAG`). The event that
@@ -212,7 +213,12 @@ def run(request: Request, config: Config, remaining_ms: Callable[[], int]) -> Ou
         if request.size is not None and size != request.size:
             raise _NotImported(f"the file there holds {size:,} bytes, not the object's {request.size:,}")
         seen.update(sha256=_sha256(fd, size, request, config, remaining_ms), size=size)
-        if previous is not None and request.version_id is None and _same(previous, request, "sha256", seen):
+        # Without a version id on both sides, the bytes say whether this is the archive extracted.
+        if (
+            previous is not None
+            and (request.version_id is None or previous.get("version_id") is None)
+            and _same(previous, request, "sha256", seen)
+        ):
             raise _AlreadyExtracted(previous)
 
     try:
