@@ -230,7 +230,16 @@ def test_a_new_version_is_extracted_again_and_replaces_the_manifest(config: Conf
     assert (destination / "tables" / "orders.csv").exists()
 
 
-@pytest.mark.parametrize("planted", [b"{not json", b"[1, 2]", b'{"members": "none"}'])
+@pytest.mark.parametrize(
+    "planted",
+    [
+        b"{not json",
+        b"[1, 2]",
+        b'{"members": "none"}',
+        b'{"archive": "uploads/2026/12/01/data.zip", "destination": "extracted/2026/12/01/data", '
+        b'"version_id": "v1", "sha256": "x", "directories": 0, "members": [{"key": 1}]}',
+    ],
+)
 def test_an_unreadable_manifest_means_extract_again(config: Config, planted: bytes) -> None:
     archive = write_zip(config.mount_root / ARCHIVE, MEMBERS)
     (config.mount_root / MANIFEST).parent.mkdir(parents=True)

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from s3files_store import tree
+from s3files_store import mount, tree
 from s3files_store.archive import extract_zip
 from s3files_store.commit import commit
 from s3files_store.exceptions import DeadlineError, InvalidRequestError, NotFoundError, StorageError
@@ -242,7 +242,12 @@ def run(request: Request, config: Config, remaining_ms: Callable[[], int]) -> Ou
         "directories": extraction.directories,
         "members": [{"key": f.key, "bytes": f.bytes, "sha256": f.sha256} for f in extraction.files],
     }
-    commit(config.mount_root, request.manifest, json.dumps(manifest, indent=1).encode() + b"\n")
+    try:
+        commit(config.mount_root, request.manifest, json.dumps(manifest, indent=1).encode() + b"\n")
+    except StorageError as exc:
+        mount.invalidate()  # the next invoke checks the mount again and names the precise cause
+        exc.add_note(f"every member of {request.archive} was extracted; the retry extracts them again")
+        raise
     return Outcome(request, manifest, extraction)
 
 
@@ -287,8 +292,26 @@ def read_manifest(config: Config, key: str) -> dict[str, Any] | None:
             manifest = json.loads(file.read(size + 1))
     except (OSError, ValueError):
         return None
-    valid = isinstance(manifest, dict) and isinstance(manifest.get("members"), list)
-    return manifest if valid else None
+    return manifest if _valid(manifest) else None
+
+
+def _valid(manifest: object) -> bool:
+    """Whether ``manifest`` has the shape :func:`run` writes (another client may have written it)."""
+    if not isinstance(manifest, dict):
+        return False
+    members = manifest.get("members")
+    return (
+        isinstance(manifest.get("sha256"), str)
+        and isinstance(manifest.get("directories"), int)
+        and isinstance(members, list)
+        and all(
+            isinstance(m, dict)
+            and isinstance(m.get("key"), str)
+            and isinstance(m.get("bytes"), int)
+            and isinstance(m.get("sha256"), str)
+            for m in members
+        )
+    )
 
 
 def _sha256(fd: int, size: int, request: Request, config: Config, remaining_ms: Callable[[], int]) -> str:
