@@ -2,10 +2,11 @@
 only after the kill, and after the retry every member byte for byte and one manifest.
 
 Each round kills a worker running the pipeline on the sample upload event after its k-th commit
-(k seeded, the manifest's commit included). In "pause" rounds the worker stops right after that
-commit until it is killed, so the state the retry finds is known exactly (k members, no manifest
-unless k counts it); in "run" rounds the worker keeps going and the kill comes a seeded 0-30 ms
-later, anywhere in the next member's inflate, write, fsync or rename. Replay with CRASH_SEED=<seed>.
+(the manifest's commit is the last). In "pause" rounds the worker stops right after that commit
+until it is killed, so the state the retry finds is known exactly (k members, and the manifest
+only when k counts it); these rounds go through every k once. In "run" rounds k is seeded, the
+worker keeps going and the kill comes a seeded 0-30 ms later, anywhere in the next member's
+inflate, write, fsync or rename. Replay with CRASH_SEED=<seed>.
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ def test_sigkill_during_an_extraction_then_the_retry_completes_it_once(tmp_path:
     for round_number in range(ROUNDS):
         shutil.rmtree(root / "extracted", ignore_errors=True)
         how = "pause" if round_number % 2 == 0 else "run"
-        commits = rng.randint(0, MEMBER_COUNT + 1)  # the manifest's commit is the last
+        # Pause rounds go through every count, 0 to the manifest's commit (the last): each state once.
+        commits = round_number // 2 if how == "pause" else rng.randint(0, MEMBER_COUNT + 1)
         done_r, done_w = os.pipe()
         hold_r, hold_w = os.pipe()
         hold = hold_r if how == "pause" else None
