@@ -19,6 +19,11 @@ section, else the template's literal value (variables env.json does not declare 
 SAM does). Then the local settings win: MOUNT_ROOT, REQUIRE_MOUNT, fake credentials and an
 unreachable AWS endpoint, so no SDK call can leave the machine.
 
+Sample files: before it runs a function, the command line (what `make invoke` runs) puts on the
+mount root what that function's sample events expect there, as S3 Files' import of an upload would:
+every file under events/mount/<function>/ (the unzip function's sample archive), at the same path,
+unless the mount root already holds the same bytes there. `invoke()` itself puts nothing there.
+
 Output: the response on stdout; then, on stderr, the committed path (writer), the emulator's real
 init and invoke durations, and the function's logs only when the function raised or timed out, or with
 --verbose. Lambda refuses a synchronous request over 6,291,456 bytes before running anything: so
@@ -44,6 +49,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -68,6 +74,8 @@ LAYER_ID = "SharedLayer"
 # Logical id of the AWS::Serverless::Application in template.yaml: its build folder.
 FUNCTIONS_STACK = "Functions"
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
+# What each function's sample events expect on the mount: events/mount/<function>/<key>.
+SAMPLE_FILES = REPO / "events" / "mount"
 # Lambda's limit for a synchronous invocation's request payload (and its response).
 REQUEST_LIMIT_BYTES = 6_291_456
 # The emulator's own timings: "INIT REPORT(durationMs: 137.7)", "INVOKE RTDONE(... duration: 8.7ms)".
@@ -317,6 +325,25 @@ def invoke(
     return InvokeResult(function, payload, error_header, logs, duration_ms)
 
 
+def place_sample_files(function: str, mount_root: Path, samples: Path = SAMPLE_FILES) -> list[str]:
+    """Put every file under ``samples/function`` at the same key under ``mount_root``, each
+    atomically (a copy renamed into place, as S3 Files' import replaces a file), unless the same
+    bytes are there already. Returns the keys placed."""
+    placed = []
+    source_dir = samples / function
+    for source in sorted(source_dir.rglob("*")) if source_dir.is_dir() else []:
+        key = source.relative_to(source_dir)
+        target = mount_root / key
+        if not source.is_file() or (target.is_file() and target.read_bytes() == source.read_bytes()):
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.sample")
+        shutil.copyfile(source, partial)
+        partial.replace(target)
+        placed.append(key.as_posix())
+    return placed
+
+
 def choose_function(function: str | None, event: Path | None) -> str:
     """The function to run: `function` if given, else the one `event`'s file name is named for
     (`reader-list.json` -> reader), else the writer. SetupError when the event file is named for
@@ -360,6 +387,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     try:
+        for key in place_sample_files(args.function, args.mount_root):
+            print(
+                f"sample file placed on the mount (as S3 Files would import an upload): {key}",
+                file=sys.stderr,
+            )
         result = invoke(
             args.function, event, build_dir=args.build_dir, mount_root=args.mount_root, env_file=args.env_file
         )

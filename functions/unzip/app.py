@@ -1,22 +1,26 @@
-"""Unzip: extract a zip archive that is on the S3 Files mount into a directory of the mount.
+"""Unzip: extract a zip archive that is on the S3 Files mount into a directory of the mount, once.
 
-Event: ``{"archive": "uploads/2026/12/01/data.zip", "destination": "extracted/data"}``, two keys
-below the mount root. Every member is streamed and committed atomically: it appears complete or
-not at all, whatever its size. A hostile or broken archive (zip-slip paths, symlinks, zip bombs,
-encryption or other unsupported flag bits, truncation, too many members or bytes) and a destination
-in DOCUMENT_PREFIX (the reader's JSON documents) are refused before anything is written.
+Events: the EventBridge "Object Created" event of an upload to
+``s3://BUCKET/<access point root>/<UPLOAD_PREFIX>/<path>.zip`` (the rule in the template sends only
+those), or ``{"archive": "uploads/2026/12/01/data.zip", "destination": "extracted/2026/12/01/data"}``,
+keys below the mount root (``destination`` defaults to ``<EXTRACT_PREFIX>/<path>`` for an archive
+below UPLOAD_PREFIX). Every member is streamed and committed atomically, then a manifest at
+``<destination>.manifest.json`` (s3files_store.pipeline): the same archive version delivered again
+is answered without writing anything. A hostile or broken archive (zip-slip paths, symlinks, zip
+bombs, encryption or other unsupported flag bits, truncation, too many members or bytes) and a
+destination in DOCUMENT_PREFIX (the reader's JSON documents) are refused before anything is written.
 
-Response: ``{"statusCode": 200, "archive", "destination", "files", "directories", "bytes",
-"members": [{"key", "bytes", "sha256"}, ...], "members_truncated"}``, where ``members`` lists the
-first MAX_LISTED_MEMBERS files (the response stays far below Lambda's 6 MB); or
-``{"statusCode": 400 | 413, "error"}`` when the event or the archive is at fault and a retry
-cannot help (the error says what to fix).
+Response: ``{"statusCode": 200, "outcome": "extracted" | "already extracted", "archive",
+"destination", "manifest", "sha256", "files", "directories", "bytes", "members": [{"key", "bytes",
+"sha256"}, ...], "members_truncated"}``, where ``members`` lists the first MAX_LISTED_MEMBERS files
+(the response stays far below Lambda's 6 MB); or ``{"statusCode": 400 | 413, "error"}`` when the
+event or the archive is at fault and a retry cannot help (the error says what to fix).
 
 Everything else raises, so Lambda retries the event and finally sends it to the dead-letter queue:
-NotFoundError (no archive at that key yet: an object uploaded to the bucket reaches the mount
-shortly after), UnsafePathError (a symlink or a non-regular file in the way: the message says what
-to remove), DeadlineError (raise the Timeout: files extracted so far are complete, and the retry
-extracts the whole archive again), MountError and StorageError.
+NotFoundError (the archive, or this version of it, is not on the mount yet: the message says what
+it waits for, S3 Files' import of the upload), UnsafePathError (a symlink or a non-regular file in
+the way: the message says what to remove), DeadlineError (raise the Timeout: files extracted so far
+are complete, and the retry extracts the whole archive again), MountError and StorageError.
 """
 
 from __future__ import annotations
@@ -26,10 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from s3files_store.archive import extract_zip
 from s3files_store.config import get_config
 from s3files_store.exceptions import InvalidRequestError, StoreError
 from s3files_store.observability import logger, metrics, refused
+from s3files_store.pipeline import parse_request, run
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -43,11 +47,8 @@ MAX_LISTED_MEMBERS = 1000
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     started = time.perf_counter()
     try:
-        if not isinstance(event, dict):
-            raise InvalidRequestError("the event must be a JSON object with 'archive' and 'destination' keys")
-        extraction = extract_zip(
-            event.get("archive"), event.get("destination"), get_config(), context.get_remaining_time_in_millis
-        )
+        config = get_config()
+        outcome = run(parse_request(event, config), config, context.get_remaining_time_in_millis)
     except InvalidRequestError as exc:
         return refused(exc)
     except StoreError as exc:
@@ -57,25 +58,17 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             extra={"error_kind": type(exc).__name__, "notes": getattr(exc, "__notes__", [])},
         )
         raise
+    answer = outcome.answer(MAX_LISTED_MEMBERS)
+    if outcome.extraction is None:
+        metrics.add_metric(name="AlreadyExtracted", unit=MetricUnit.Count, value=1)
+        logger.info("already extracted", extra={"archive": answer["archive"], "sha256": answer["sha256"]})
+        return answer
     metrics.add_metric(
         name="ExtractLatency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
     )
-    metrics.add_metric(name="ExtractedFiles", unit=MetricUnit.Count, value=len(extraction.files))
-    metrics.add_metric(name="ExtractedBytes", unit=MetricUnit.Bytes, value=extraction.bytes)
+    metrics.add_metric(name="ExtractedFiles", unit=MetricUnit.Count, value=answer["files"])
+    metrics.add_metric(name="ExtractedBytes", unit=MetricUnit.Bytes, value=answer["bytes"])
     logger.info(
-        "extracted",
-        extra={"archive": extraction.archive, "files": len(extraction.files), "bytes": extraction.bytes},
+        "extracted", extra={"archive": answer["archive"], "files": answer["files"], "bytes": answer["bytes"]}
     )
-    return {
-        "statusCode": 200,
-        "archive": extraction.archive,
-        "destination": extraction.destination,
-        "files": len(extraction.files),
-        "directories": extraction.directories,
-        "bytes": extraction.bytes,
-        "members": [
-            {"key": result.key, "bytes": result.bytes, "sha256": result.sha256}
-            for result in extraction.files[:MAX_LISTED_MEMBERS]
-        ],
-        "members_truncated": len(extraction.files) > MAX_LISTED_MEMBERS,
-    }
+    return answer

@@ -273,3 +273,29 @@ def test_cli_needs_the_function_for_an_event_file_named_for_none(
     done = run_cli(build_dir, mount_root, "--function", "writer", "--event", str(event))
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["key"].endswith("/order-7.json")
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("unzip-upload.json", "unzip.json"), ("unzip.json", "unzip-upload.json")],
+)
+def test_make_invoke_runs_either_unzip_sample_on_a_fresh_mount(
+    build_dir: Path, mount_root: Path, first: str, second: str
+) -> None:
+    # What `make invoke FUNCTION=unzip EVENT=...` runs on a fresh clone: the sample archive is
+    # placed on the mount first (as S3 Files' import would), so the first sample extracts it and
+    # the second finds it already extracted.
+    sample = EVENTS / "mount" / "unzip" / load_event("unzip.json")["archive"]
+    done = run_cli(build_dir, mount_root, "--function", "unzip", "--event", str(EVENTS / first))
+    assert done.returncode == 0, done.stderr
+    assert "sample file placed on the mount" in done.stderr
+    body = json.loads(done.stdout)
+    assert (body["statusCode"], body["outcome"], body["files"]) == (200, "extracted", 2)
+    destination = mount_root / body["destination"]
+    assert (destination / "readme.txt").read_bytes() == b"hello\n"
+    assert (mount_root / body["manifest"]).is_file()
+    assert (mount_root / body["archive"]).read_bytes() == sample.read_bytes()
+    again = run_cli(build_dir, mount_root, "--event", str(EVENTS / second))
+    assert again.returncode == 0, again.stderr
+    assert "sample file placed" not in again.stderr  # the same bytes were there already
+    assert json.loads(again.stdout) == {**body, "outcome": "already extracted"}

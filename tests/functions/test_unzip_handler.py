@@ -45,8 +45,11 @@ def test_the_sample_event_extracts_every_member(
     destination = EVENT["destination"]
     assert response == {
         "statusCode": 200,
+        "outcome": "extracted",
         "archive": EVENT["archive"],
         "destination": destination,
+        "manifest": f"{destination}.manifest.json",
+        "sha256": hashlib.sha256(archive.read_bytes()).hexdigest(),
         "files": 2,
         "directories": 1,
         "bytes": 5 + 8,
@@ -171,8 +174,8 @@ def test_a_destination_in_the_document_prefix_is_400(
 
 @pytest.mark.parametrize(
     "event",
-    [[1, 2], {}, {"archive": EVENT["archive"]}, {"archive": "../x.zip", "destination": "a"}],
-    ids=["not-an-object", "empty", "no-destination", "traversal"],
+    [[1, 2], {}, {"archive": "elsewhere/x.zip"}, {"archive": "../x.zip", "destination": "a"}],
+    ids=["not-an-object", "empty", "no-destination-outside-uploads", "traversal"],
 )
 def test_bad_events_are_400(unzip: ModuleType, root: Path, context: FakeContext, event: Any) -> None:
     response = unzip.handler(event, context)
@@ -206,9 +209,41 @@ def test_an_archive_that_is_not_a_regular_file_raises(
 def test_too_little_time_raises_and_writes_nothing(
     unzip: ModuleType, root: Path, archive: Path, context: FakeContext
 ) -> None:
-    context.remaining_ms = 1000  # below DEADLINE_MARGIN_MS (3000)
+    context.remaining_ms = 1000  # below DEADLINE_MARGIN_MS (3000): met while the archive is hashed
     with pytest.raises(DeadlineError, match="Timeout") as caught:
         unzip.handler(EVENT, context)
-    assert "0 files and 0 directories" in " ".join(caught.value.__notes__)
-    assert not list((root / "extracted").rglob("*.*"))
-    assert list((root / ".staging").iterdir()) == []
+    assert "stopped at byte 0" in str(caught.value) and "Nothing was extracted" in str(caught.value)
+    assert not (root / "extracted").exists()
+    assert not (root / ".staging").exists()
+
+
+UPLOAD = json.loads((REPO / "events" / "unzip-upload.json").read_text())
+SAMPLE_ARCHIVE = REPO / "events" / "mount" / "unzip" / EVENT["archive"]
+
+
+def test_the_upload_event_waits_for_the_import_then_extracts_once(
+    unzip: ModuleType, root: Path, context: FakeContext
+) -> None:
+    # Before the import: raised as NotFoundError itself (Lambda's errorType), naming the object.
+    with pytest.raises(NotFoundError, match="is not on the file system") as caught:
+        unzip.handler(UPLOAD, context)
+    assert type(caught.value).__name__ == "NotFoundError"
+    assert "s3://s3files-lambda-databucket-example/lambda/uploads/2026/12/01/data.zip" in str(caught.value)
+    # The committed sample archive is the object the event describes (size and single-part ETag).
+    data = SAMPLE_ARCHIVE.read_bytes()
+    assert UPLOAD["detail"]["object"]["size"] == len(data)
+    assert UPLOAD["detail"]["object"]["etag"] == hashlib.md5(data).hexdigest()
+    (root / EVENT["archive"]).parent.mkdir(parents=True)
+    (root / EVENT["archive"]).write_bytes(data)  # the import
+    first = unzip.handler(UPLOAD, context)
+    assert (first["statusCode"], first["outcome"], first["destination"]) == (
+        200,
+        "extracted",
+        EVENT["destination"],
+    )
+    assert (
+        root / EVENT["destination"] / "tables" / "orders.csv"
+    ).read_bytes() == b"id,total\n1,9.5\n2,12.0\n"
+    again = unzip.handler(UPLOAD, context)
+    assert again == {**first, "outcome": "already extracted"}
+    assert unzip.handler(EVENT, context)["outcome"] == "already extracted"

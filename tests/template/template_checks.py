@@ -946,6 +946,95 @@ def check_dashboard(template: dict[str, Any]) -> list[str]:
     return problems
 
 
+# The unzip function's retries while S3 Files imports an upload: Lambda's most (1 then 2 minutes later).
+UNZIP_RETRIES = 2
+# The longest an upload's event may wait (in EventBridge, in Lambda's queue) before the DLQ.
+PIPELINE_MAX_EVENT_AGE_SECONDS = 3600
+
+
+def check_upload_pipeline(template: dict[str, Any]) -> list[str]:
+    """An upload of <root>/<UploadPrefix>*.zip to this bucket, and nothing else, invokes the unzip
+    function through one EventBridge rule, whose delivery retries are bounded and end in the DLQ (which
+    only that rule may send to); the function retries twice (the import lag) within a bounded event
+    age, and maps object keys with the access point's own root path."""
+    problems: list[str] = []
+    unzip_arn, dlq_arn = getatt("UnzipFunction", "Arn"), getatt("DeadLetterQueue", "Arn")
+    params = template["Parameters"]
+    root = str(props(template, "AccessPoint").get("RootDirectory", {}).get("Path", ""))
+    rules = [
+        (rid, target)
+        for rid in of_type(template, "AWS::Events::Rule")
+        for target in props(template, rid).get("Targets", [])
+        if target.get("Arn") == unzip_arn
+    ]
+    if len(rules) != 1:
+        return [
+            f"UnzipFunction: {len(rules)} EventBridge rules target it, expected exactly one (the uploads)"
+        ]
+    (rule, target), rule_arn = rules[0], getatt(rules[0][0], "Arn")
+    wanted = {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {
+            "bucket": {"name": [ref("DataBucket")]},
+            "object": {"key": [{"wildcard": f"{root.strip('/')}/{params.get('UploadPrefix')}*.zip"}]},
+        },
+    }
+    if props(template, rule).get("EventPattern") != wanted:
+        problems.append(
+            f"{rule}: EventPattern {props(template, rule).get('EventPattern')}, expected {wanted}"
+        )
+    retry = target.get("RetryPolicy", {})
+    if not 0 < int(retry.get("MaximumEventAgeInSeconds", 86400)) <= PIPELINE_MAX_EVENT_AGE_SECONDS:
+        problems.append(f"{rule}: target RetryPolicy.MaximumEventAgeInSeconds must be set, at most 3600 s")
+    if "MaximumRetryAttempts" not in retry:
+        problems.append(f"{rule}: target RetryPolicy.MaximumRetryAttempts must be set (default: 185)")
+    if target.get("DeadLetterConfig", {}).get("Arn") != dlq_arn:
+        problems.append(f"{rule}: target DeadLetterConfig.Arn must be the DeadLetterQueue ARN")
+    permissions = [
+        p
+        for rid in of_type(template, "AWS::Lambda::Permission")
+        if (p := props(template, rid)).get("FunctionName") in (unzip_arn, ref("UnzipFunction"))
+    ]
+    if [(p.get("Principal"), p.get("Action"), p.get("SourceArn")) for p in permissions] != [
+        ("events.amazonaws.com", "lambda:InvokeFunction", rule_arn)
+    ]:
+        problems.append(f"UnzipFunction: only {rule} (SourceArn) may invoke it, through one permission")
+    sends = [
+        statement
+        for rid in of_type(template, "AWS::SQS::QueuePolicy")
+        if ref("DeadLetterQueue") in props(template, rid).get("Queues", [])
+        for statement in as_list(props(template, rid)["PolicyDocument"]["Statement"])
+        if allows(statement, "sqs:SendMessage")
+    ]
+    if [(s.get("Principal"), s.get("Resource"), s.get("Condition")) for s in sends] != [
+        ({"Service": "events.amazonaws.com"}, dlq_arn, {"ArnEquals": {"aws:SourceArn": rule_arn}})
+    ]:
+        problems.append(f"DeadLetterQueue: its policy must let only {rule} (aws:SourceArn) send to it")
+    configs = [
+        props(template, rid)
+        for rid in of_type(template, "AWS::Lambda::EventInvokeConfig")
+        if props(template, rid).get("FunctionName") == ref("UnzipFunction")
+    ]
+    config = configs[0] if len(configs) == 1 else {}
+    if config.get("MaximumRetryAttempts") != UNZIP_RETRIES:
+        problems.append(f"UnzipFunction: EventInvokeConfig.MaximumRetryAttempts must be {UNZIP_RETRIES}")
+    if not 0 < int(config.get("MaximumEventAgeInSeconds", 21600)) <= PIPELINE_MAX_EVENT_AGE_SECONDS:
+        problems.append(
+            "UnzipFunction: EventInvokeConfig.MaximumEventAgeInSeconds must be set, at most 3600 s"
+        )
+    env = props(template, "UnzipFunction").get("Environment", {}).get("Variables", {})
+    expected = {
+        "ACCESS_POINT_ROOT_PATH": root,
+        "UPLOAD_PREFIX": params.get("UploadPrefix"),
+        "EXTRACT_PREFIX": params.get("ExtractPrefix"),
+    }
+    for name, value in expected.items():
+        if env.get(name) != value:
+            problems.append(f"UnzipFunction: {name} is {env.get(name)!r}, expected {value!r}")
+    return problems
+
+
 def check_outputs(template: dict[str, Any]) -> list[str]:
     """The contract's outputs, each described; those naming a resource (re-exported from the
     functions stack or not) name the right one."""
@@ -1068,6 +1157,7 @@ CHECKS = (
     check_environment,
     check_alarms,
     check_dashboard,
+    check_upload_pipeline,
     check_outputs,
     check_network_order,
     check_tracing,

@@ -495,6 +495,46 @@ def _layer_for_x86_only(t: Template) -> None:
         _p(t, layer)["CompatibleArchitectures"] = ["x86_64"]
 
 
+def _upload_rule(t: Template) -> dict[str, Any]:
+    return _p(t, "UploadRule")
+
+
+def _any_key_extracted(t: Template) -> None:
+    _upload_rule(t)["EventPattern"]["detail"]["object"]["key"] = [{"wildcard": "lambda/*"}]
+
+
+def _any_bucket_extracted(t: Template) -> None:
+    del _upload_rule(t)["EventPattern"]["detail"]["bucket"]
+
+
+def _rule_retries_for_a_day(t: Template) -> None:
+    del _upload_rule(t)["Targets"][0]["RetryPolicy"]
+
+
+def _undelivered_uploads_dropped(t: Template) -> None:
+    del _upload_rule(t)["Targets"][0]["DeadLetterConfig"]
+
+
+def _any_rule_invokes_unzip(t: Template) -> None:
+    del _p(t, "UploadRulePermission")["SourceArn"]
+
+
+def _any_rule_sends_to_the_dlq(t: Template) -> None:
+    del _p(t, "DeadLetterQueuePolicy")["PolicyDocument"]["Statement"][0]["Condition"]
+
+
+def _unzip_never_retried(t: Template) -> None:
+    _p(t, "UnzipFunctionEventInvokeConfig")["MaximumRetryAttempts"] = 0
+
+
+def _unzip_events_kept_six_hours(t: Template) -> None:
+    del _p(t, "UnzipFunctionEventInvokeConfig")["MaximumEventAgeInSeconds"]
+
+
+def _unzip_maps_another_root(t: Template) -> None:
+    _p(t, "UnzipFunction")["Environment"]["Variables"]["ACCESS_POINT_ROOT_PATH"] = "/other"
+
+
 BROKEN: list[Case] = [
     (tc.check_function_mounts, _drop_depends_on, "create-vpc"),
     (tc.check_function_mounts, _depend_on_one_mount_target, "existing-vpc"),
@@ -596,6 +636,15 @@ BROKEN: list[Case] = [
     (tc.check_tracing, _reader_traced_otherwise, "existing-vpc"),
     (tc.check_architecture, _writer_on_x86, "existing-vpc"),
     (tc.check_architecture, _layer_for_x86_only, "create-vpc"),
+    (tc.check_upload_pipeline, _any_key_extracted, "create-vpc"),
+    (tc.check_upload_pipeline, _any_bucket_extracted, "existing-vpc"),
+    (tc.check_upload_pipeline, _rule_retries_for_a_day, "create-vpc"),
+    (tc.check_upload_pipeline, _undelivered_uploads_dropped, "create-vpc"),
+    (tc.check_upload_pipeline, _any_rule_invokes_unzip, "create-vpc"),
+    (tc.check_upload_pipeline, _any_rule_sends_to_the_dlq, "existing-vpc"),
+    (tc.check_upload_pipeline, _unzip_never_retried, "create-vpc"),
+    (tc.check_upload_pipeline, _unzip_events_kept_six_hours, "create-vpc"),
+    (tc.check_upload_pipeline, _unzip_maps_another_root, "no-direct-reads"),
 ]
 
 

@@ -81,6 +81,8 @@ def test_contract_defaults(sam_template: dict[str, Any]) -> None:
         "ReservedConcurrency": "0",
         "Architecture": "x86_64",
         "Tracing": "PassThrough",
+        "UploadPrefix": "uploads/",
+        "ExtractPrefix": "extracted/",
     }
     assert {k: defaults[k] for k in expected} == expected
 
@@ -155,6 +157,17 @@ def test_contract_defaults(sam_template: dict[str, Any]) -> None:
         ("Architecture", "aarch64", False),
         ("Tracing", "Active", True),
         ("Tracing", "Disabled", False),
+        ("UploadPrefix", "uploads/", True),
+        ("UploadPrefix", "in/zips/", True),
+        ("UploadPrefix", "a/b/c/d/", True),
+        ("UploadPrefix", "a/b/c/d/e/", False),
+        ("UploadPrefix", "uploads", False),
+        ("UploadPrefix", "/uploads/", False),
+        ("UploadPrefix", ".hidden/", False),
+        ("UploadPrefix", "a//b/", False),
+        ("ExtractPrefix", "extracted/", True),
+        ("ExtractPrefix", "../x/", False),
+        ("ExtractPrefix", "x.zip/", False),
     ],
 )
 def test_parameter_constraints(

@@ -136,9 +136,17 @@ class Extraction:
 
 
 def extract_zip(
-    archive: object, destination: object, config: Config, remaining_ms: Callable[[], int]
+    archive: object,
+    destination: object,
+    config: Config,
+    remaining_ms: Callable[[], int],
+    inspect: Callable[[int, int], None] | None = None,
 ) -> Extraction:
     """Extract the zip at key ``archive`` below key ``destination`` (see the module docstring).
+
+    ``inspect(fd, size)``, when given, sees the opened archive before anything is checked or
+    written (the upload pipeline hashes it there, and raises to stop); the extraction reads the
+    same open file.
 
     Raises InvalidRequestError (a bad key, archive or member), TooLargeError (a limit),
     NotFoundError (no archive there), UnsafePathError (a symlink or a non-regular file in the way),
@@ -154,7 +162,7 @@ def extract_zip(
         )
     mount.check_mount(config, need_write=True)
     try:
-        return _extract_file(archive_parts, destination_parts, config, remaining_ms)
+        return _extract_file(archive_parts, destination_parts, config, remaining_ms, inspect)
     except StorageError:
         mount.invalidate()  # the next invoke checks the mount again and names the precise cause
         raise
@@ -170,6 +178,7 @@ def _extract_file(
     destination_parts: Sequence[str],
     config: Config,
     remaining_ms: Callable[[], int],
+    inspect: Callable[[int, int], None] | None,
 ) -> Extraction:
     shown = "/".join(archive_parts)
     try:
@@ -182,6 +191,8 @@ def _extract_file(
     except OSError as exc:
         raise StorageError.from_os_error(exc, f"opening archive {shown}") from exc
     with os.fdopen(fd, "rb", buffering=_READ_BYTES) as file:
+        if inspect is not None:
+            inspect(fd, size)
         _check_directory_size(fd, size, shown, config)
         try:
             archive_file = zipfile.ZipFile(file)

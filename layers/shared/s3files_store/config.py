@@ -6,6 +6,8 @@ Example:
     ('documents', 3000, 960)
     >>> config.archive_max_members, config.archive_max_bytes
     (10000, 10737418240)
+    >>> config.access_point_root, config.upload_prefix, config.extract_prefix
+    ('lambda', 'uploads', 'extracted')
 
 Handlers call :func:`get_config` at invoke time (cached after the first call); tests change the
 environment and call ``get_config.cache_clear()``.
@@ -36,6 +38,8 @@ STAGING_GRACE_SECONDS = 60
 # before anything is written. ARCHIVE_MAX_MEMBERS and ARCHIVE_MAX_BYTES raise them.
 ARCHIVE_MAX_MEMBERS = 10_000
 ARCHIVE_MAX_BYTES = 10 * 1024**3
+# A key prefix of segments (the upload pipeline's UPLOAD_PREFIX, EXTRACT_PREFIX), "/" at the end optional.
+_PREFIX = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]{0,127}/){0,8}[A-Za-z0-9][A-Za-z0-9._-]{0,127}/?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,11 @@ class Config:
     janitor_max_deletions: int = 1000
     archive_max_members: int = ARCHIVE_MAX_MEMBERS
     archive_max_bytes: int = ARCHIVE_MAX_BYTES
+    # The upload pipeline (s3files_store.pipeline): the access point's root directory without its
+    # leading "/" (the S3 key prefix of the mount root), and the key prefixes below it, without "/".
+    access_point_root: str = "lambda"
+    upload_prefix: str = "uploads"
+    extract_prefix: str = "extracted"
 
     @property
     def min_staging_age_seconds(self) -> int:
@@ -92,6 +101,15 @@ class Config:
                 f"{STAGING_GRACE_SECONDS} = {youngest} (COMMIT_TIMEOUT_SECONDS is the longest Timeout of "
                 f"the functions that commit on this mount)"
             )
+        upload, extract = (
+            _prefix(environ, "UPLOAD_PREFIX", "uploads/"),
+            _prefix(environ, "EXTRACT_PREFIX", "extracted/"),
+        )
+        if f"{upload}/".startswith(f"{extract}/") or f"{extract}/".startswith(f"{upload}/"):
+            raise ConfigError(
+                f"UPLOAD_PREFIX={upload + '/'!r} and EXTRACT_PREFIX={extract + '/'!r} overlap: an archive "
+                f"extracted into the uploads would be extracted again. Choose separate prefixes"
+            )
         return cls(
             mount_root=Path(root),
             require_mount=_BOOLEANS[require],
@@ -103,7 +121,30 @@ class Config:
             janitor_max_deletions=_integer(environ, "JANITOR_MAX_DELETIONS", 1000, 1, 1_000_000),
             archive_max_members=_integer(environ, "ARCHIVE_MAX_MEMBERS", ARCHIVE_MAX_MEMBERS, 1, 1_000_000),
             archive_max_bytes=_integer(environ, "ARCHIVE_MAX_BYTES", ARCHIVE_MAX_BYTES, 1, 2**50),
+            access_point_root=_access_point_root(environ.get("ACCESS_POINT_ROOT_PATH", "/lambda")),
+            upload_prefix=upload,
+            extract_prefix=extract,
         )
+
+
+def _access_point_root(raw: str) -> str:
+    root = raw.strip("/")
+    if not raw.startswith("/") or not _PREFIX.fullmatch(root) or ".." in root:
+        raise ConfigError(
+            f"ACCESS_POINT_ROOT_PATH must be the access point's RootDirectory.Path, an absolute path of "
+            f"segments matching [A-Za-z0-9][A-Za-z0-9._-]* (e.g. /lambda); got {raw!r}"
+        )
+    return root
+
+
+def _prefix(environ: Mapping[str, str], name: str, default: str) -> str:
+    raw = environ.get(name, "") or default
+    if not _PREFIX.fullmatch(raw) or ".." in raw:
+        raise ConfigError(
+            f"{name} must be a relative key prefix of segments matching [A-Za-z0-9][A-Za-z0-9._-]*, "
+            f"ending in '/' (e.g. {default}); got {raw!r}"
+        )
+    return raw.removesuffix("/")
 
 
 def _integer(environ: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
