@@ -92,6 +92,18 @@ def test_a_missing_mount_root_fails_the_invoke(sam_invoke: Callable[..., Invocat
     assert answer.exit_code == 0
 
 
+def test_without_env_vars_the_mount_error_names_the_env_vars_file(
+    sam_invoke: Callable[..., Invocation],
+) -> None:
+    # The template's MOUNT_ROOT=/mnt/s3data exists only where Lambda mounts S3 Files: under sam local
+    # (AWS_SAM_LOCAL=true) the error names the local fix, not the deployed configuration.
+    answer = sam_invoke("writer", EVENTS / "writer-with-id.json", env_file=None)
+    assert answer.body["errorType"] == "MountError", answer.body
+    message = answer.body["errorMessage"]
+    assert "MOUNT_ROOT=/mnt/s3data does not exist in this container" in message
+    assert "--env-vars events/env.json" in message
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
