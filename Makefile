@@ -109,6 +109,10 @@ bench: build
 # policy (infra/stack-policy.json; sam deploy has no option for it) is lifted for them during this
 # deploy and set whole again afterwards, whatever sam deploy did.
 ALLOW_ARG = $(if $(ALLOW_REPLACE),--allow-replace $(ALLOW_REPLACE))
+# The hints of verify.py name its options the way the target the user typed takes them
+# (s3files_ops.checklist.option): `make deploy` takes none, `make preflight` tries them.
+verify preflight: export OPTIONS_HINT := ARGS="%s"
+deploy: export OPTIONS_HINT := make preflight ARGS="%s"
 
 deploy: $(VENV)/.stamp
 # The preflight exits 2 when no credentials or no Region are found: sam deploy needs them too, so

@@ -52,7 +52,7 @@ from s3files_ops.account import (
     PreflightClients,
     resolve_target,
 )
-from s3files_ops.checklist import CONNECT_FIX, Clock, print_checklist, skip, stderr_progress
+from s3files_ops.checklist import Clock, connect_fix, print_checklist, skip, stderr_progress
 from s3files_ops.infra import (
     AVAILABLE,
     FUNCTION_NETWORK,
@@ -290,7 +290,7 @@ def main(
             boto3.Session(region_name=args.region, profile_name=args.profile)
         )
     except BotoCoreError as exc:
-        print(f"error: {exc}; {CONNECT_FIX}", file=sys.stderr)
+        print(f"error: {exc}; {connect_fix()}", file=sys.stderr)
         return 2
     results = run_verify(
         clients,

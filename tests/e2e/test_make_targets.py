@@ -81,3 +81,12 @@ def test_make_deploy_without_credentials_does_not_offer_to_skip_the_preflight(ap
     assert "no AWS credentials found" in done.stdout and "no AWS Region" not in done.stdout
     assert "SKIP_PREFLIGHT" not in done.stdout + done.stderr
     assert "make deploy: stopped before creating anything. Fix the lines above" in done.stderr
+
+
+def test_make_verify_hints_name_args(app: Path) -> None:
+    env = no_account()
+    del env["AWS_DEFAULT_REGION"], env["AWS_REGION"]
+    done = make(app, "verify", "STACK=app", env=env)
+    assert done.returncode == 2
+    assert '(ARGS="--profile <profile>", or AWS_ACCESS_KEY_ID' in done.stderr
+    assert 'a Region (ARGS="--region <region>")' in done.stderr
