@@ -21,7 +21,8 @@ unreachable AWS endpoint, so no SDK call can leave the machine.
 
 With --endpoint-url (e.g. http://127.0.0.1:3001 of `sam local start-lambda`), the event goes to that
 Lambda API instead, as the Invoke operation does it; no build or emulator is needed here, and the local
-API checks no signature, so no credentials or Region either.
+API checks no signature, so no credentials or Region either. The function's logs are in the output of
+`sam local start-lambda`.
 
 Output: on stderr, the function's logs only when the function raised or timed out (or with
 --verbose), the committed path (writer), the emulator's real init and invoke durations, and the error
@@ -328,9 +329,8 @@ def invoke_endpoint(function: str, event: Any, endpoint_url: str) -> InvokeResul
     """
     if not endpoint_url.startswith(("http://", "https://")):
         raise SetupError(f"--endpoint-url {endpoint_url} is not an http(s) URL: pass http://127.0.0.1:3001.")
-    function_id = (
-        f"{FUNCTIONS_STACK}/{LOGICAL_IDS[function]}"  # as sam local names it: Functions/WriterFunction
-    )
+    # The function's id as sam local names it: Functions/WriterFunction.
+    function_id = f"{FUNCTIONS_STACK}/{LOGICAL_IDS[function]}"
     url = f"{endpoint_url.rstrip('/')}/2015-03-31/functions/{function_id}/invocations"
     started = time.monotonic()
     try:
