@@ -24,7 +24,8 @@ help:
 	@echo "make invoke [FUNCTION=writer] [EVENT=events/writer.json]  build, then invoke locally (no Docker);"
 	@echo "                          the function defaults to the one the event file is named for"
 	@echo "make new-function NAME=report   scaffold a function: handler, template lines, event, test"
-	@echo "make test                 lint, template checks, unit/crash/e2e/sam local tests (what CI runs)"
+	@echo "make test                 lint, template checks, unit/crash/e2e/sam local tests (what CI runs; about"
+	@echo "                          7 min on 2 cores; as root it starts the project's own Docker engine)"
 	@echo "make lint                 ruff check, ruff format --check, mypy --strict (layer, handlers, infra)"
 	@echo "make build [V=1]          sam build (the layer ships its .pyc); V=1 shows sam's output"
 	@echo "make sam-local            every sample event through sam local invoke (own Docker engine, root)"
@@ -35,6 +36,8 @@ help:
 	@echo "make delete [ENV=prod]    keeps the bucket and the dead-letter queue; follows the delete to its end"
 	@echo "make verify STACK=... [ARGS=\"--wait-seconds 900 --region eu-west-1\"]"
 	@echo "make publish BUCKET=<artifact bucket> [REGION=eu-west-1]   the functions to SAR (publisher: sar/publisher.toml)"
+	@echo "make venv                 install .venv (sam, pytest, ruff, mypy...) and .venv-checkov; every target"
+	@echo "                          that needs them runs it first"
 	@echo "make clean                stop the sam local engine; remove .aws-sam, .local, bench/results.json"
 	@echo "sam itself is .venv/bin/sam (not on PATH outside make), e.g. .venv/bin/sam deploy --guided"
 
@@ -55,12 +58,13 @@ $(VENV)/.stamp: requirements-dev.txt
 venv: $(VENV)/.stamp .venv-checkov/.stamp
 
 # sam build's output (and its notes on functions without requirements.txt, which use the layer's)
-# is shown with V=1 or when the build fails; otherwise one line.
+# is shown with V=1 or when the build fails; otherwise one line. On stderr, so that the stdout of
+# `make invoke` is the function's answer alone.
 build: $(VENV)/.stamp
 ifeq ($(V),)
 	@mkdir -p .local; start=$$SECONDS; \
-	  sam build --cached --parallel > .local/build.log 2>&1 || { cat .local/build.log; exit 1; }; \
-	  echo "==> sam build: .aws-sam/build in $$((SECONDS - start)) s (V=1 shows sam's output)"
+	  sam build --cached --parallel > .local/build.log 2>&1 || { cat .local/build.log >&2; exit 1; }; \
+	  echo "==> sam build: .aws-sam/build in $$((SECONDS - start)) s (V=1 shows sam's output)" >&2
 else
 	sam build --cached --parallel
 endif
@@ -72,14 +76,19 @@ new-function: $(VENV)/.stamp
 	@test -n "$(NAME)" || { echo "usage: make new-function NAME=<name> (lowercase letters and digits)" >&2; exit 2; }
 	@$(PY) scripts/new_function.py "$(NAME)"
 
+# Quiet on success (one line), the tools' own findings on failure.
 lint: $(VENV)/.stamp
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-	MYPYPATH=layers/shared $(VENV)/bin/mypy --strict layers/shared/s3files_store
-	for f in functions/*/app.py infra/*/app.py; do MYPYPATH=layers/shared $(VENV)/bin/mypy --strict "$$f" || exit 1; done
+	@$(VENV)/bin/ruff check --quiet .
+	@$(VENV)/bin/ruff format --check --quiet .
+	@MYPYPATH=layers/shared $(VENV)/bin/mypy --strict --no-error-summary layers/shared/s3files_store
+	@for f in functions/*/app.py infra/*/app.py; do \
+	  MYPYPATH=layers/shared $(VENV)/bin/mypy --strict --no-error-summary "$$f" || exit 1; done
+	@echo "==> lint: ruff check, ruff format --check, mypy --strict: clean"
 
+# pytest's closing line ("N passed, N skipped in S s (H:MM:SS)") stays the last line: CI reads it.
 test: venv lint
-	$(PY) -m pytest
+	@echo "==> pytest: about 7 min on 2 cores; as root, tests/sam_local starts the project's Docker engine"
+	@$(PY) -m pytest
 
 # tests/sam_local only; SAM_LOCAL_REQUIRED makes it fail, not skip, when the engine cannot start.
 sam-local: $(VENV)/.stamp
@@ -100,12 +109,20 @@ bench: build
 # policy (infra/stack-policy.json; sam deploy has no option for it) is lifted for them during this
 # deploy and set whole again afterwards, whatever sam deploy did.
 ALLOW_ARG = $(if $(ALLOW_REPLACE),--allow-replace $(ALLOW_REPLACE))
+# The hints of verify.py name its options the way the target the user typed takes them
+# (s3files_ops.checklist.option): `make deploy` takes none, `make preflight` tries them.
+verify preflight: export OPTIONS_HINT := ARGS="%s"
+deploy: export OPTIONS_HINT := make preflight ARGS="%s"
 
 deploy: $(VENV)/.stamp
+# The preflight exits 2 when no credentials or no Region are found: sam deploy needs them too, so
+# skipping the preflight is offered only for the other failures (1).
 ifeq ($(SKIP_PREFLIGHT),)
-	@$(PY) scripts/verify.py preflight --config-env $(ENV) $(ALLOW_ARG) || { \
-	  echo "make deploy: stopped before creating anything. Fix the FAIL lines above, or deploy anyway:" \
-	       "SKIP_PREFLIGHT=1 make deploy ENV=$(ENV)" >&2; exit 1; }
+	@$(PY) scripts/verify.py preflight --config-env $(ENV) $(ALLOW_ARG) || { status=$$?; \
+	  if [ $$status -eq 1 ]; then echo "make deploy: stopped before creating anything. Fix the FAIL lines" \
+	    "above, or deploy anyway: SKIP_PREFLIGHT=1 make deploy ENV=$(ENV)" >&2; \
+	  else echo "make deploy: stopped before creating anything. Fix the lines above, then run it again." >&2; fi; \
+	  exit 1; }
 endif
 	@$(MAKE) --no-print-directory build
 	@$(PY) scripts/stack_ops.py policy --config-env $(ENV) $(ALLOW_ARG)
@@ -142,6 +159,7 @@ publish: $(VENV)/.stamp
 	@test -z "$(VERSION)" || { echo "make publish: no VERSION: the version is SemanticVersion in functions/template.yaml, its one source" >&2; \
 	  exit 2; }
 	@$(PY) scripts/sar_metadata.py check $(PUBLISHER_ARGS)
+	@$(PY) scripts/verify.py credentials $(REGION_ARG)
 	$(MAKE) --no-print-directory build
 	@$(PY) scripts/sar_metadata.py write $(SAR_TEMPLATE) $(PUBLISHER_ARGS)
 	sam package --template-file $(SAR_TEMPLATE) --s3-bucket $(BUCKET) --output-template-file $(SAR_PACKAGED) $(REGION_ARG)

@@ -24,16 +24,27 @@ mount root what that function's sample events expect there, as S3 Files' import 
 every file under events/mount/<function>/ (the unzip function's sample archive), at the same path,
 unless the mount root already holds the same bytes there. `invoke()` itself puts nothing there.
 
-Output: the response on stdout; then, on stderr, the committed path (writer), the emulator's real
-init and invoke durations, and the function's logs only when the function raised or timed out, or with
---verbose. Lambda refuses a synchronous request over 6,291,456 bytes before running anything: so
-does this script, with the same error, without starting the emulator.
+With --endpoint-url (e.g. http://127.0.0.1:3001 of `sam local start-lambda`), the event goes to that
+Lambda API instead, as the Invoke operation does it; no build or emulator is needed here, and the local
+API checks no signature, so no credentials or Region either. The function's logs are in the output of
+`sam local start-lambda`.
+
+Output: on stderr, the function's logs only when the function raised or timed out (or with
+--verbose), the committed path (writer), the emulator's real init and invoke durations, and the error
+line; then the response alone on stdout, last. Every stderr line is written before the response, so
+the order is the same on a terminal, through a pipe (`make invoke | cat`) or in a file, whatever the
+buffering; `make invoke | jq` gets the response alone. Lambda refuses a synchronous request over
+6,291,456 bytes before running anything: so does this script, with the same error, without starting
+the emulator.
 
 Exit status: 0 when the function returned a response without a statusCode >= 400; 1 when the
 invocation failed (the function raised or timed out, the request was too large, or the function
 answered statusCode >= 400: 400 invalid id or payload, 404 not found, 409 unsafe entry on the mount,
 413 too large); 2 when the invoke could not be set up (no build, no RIE binary, bad event file, an
-event file named for another function, or for none without --function).
+event file named for another function, or for none without --function). `make invoke` runs this
+script as a recipe, and make turns any failure into its own exit status 2 after a line
+`make: *** [Makefile:NN: invoke] Error 1` (or `Error 2`) naming this script's status. Hints name make's
+variables (EVENT=, FUNCTION=) when the script runs under make (MAKELEVEL is set), its options otherwise.
 
 Example:
     .venv/bin/python scripts/local_invoke.py --function writer --event events/writer.json
@@ -88,11 +99,18 @@ _NOISE = re.compile(
     r"Waiting for runtime|The extension's directory)"
 )
 START_TIMEOUT_SECONDS = 10.0
+# Through --endpoint-url: the longest Lambda Timeout (900 s) plus a container's start.
+ENDPOINT_TIMEOUT_SECONDS = 960.0
 STOP_GRACE_SECONDS = 3.0
 
 
 class SetupError(Exception):
     """The invoke could not start; the message says what to do."""
+
+
+def option(name: str, value: str) -> str:
+    """How the user passes setting `name`: `EVENT=value` to `make invoke`, `--event value` to the script."""
+    return f"{name.upper()}={value}" if os.environ.get("MAKELEVEL") else f"--{name} {value}"
 
 
 @dataclass(frozen=True)
@@ -262,7 +280,8 @@ def invoke(
         mount_root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SetupError(
-            f"cannot use {mount_root} as the mount root ({exc}): pass --mount-root DIR."
+            f"cannot use {mount_root} as the mount root ({exc}): free that path, or run "
+            f"scripts/local_invoke.py with --mount-root DIR."
         ) from exc
     env = {
         **{name: str(value) for name, value in values.items() if isinstance(value, str | int | float)},
@@ -300,20 +319,52 @@ def invoke(
         try:
             wait_for_port(port, proc, log)
             started = time.monotonic()
-            request = urllib.request.Request(
-                f"http://127.0.0.1:{port}{INVOKE_PATH}", data=body, method="POST"
-            )
             try:
-                with urllib.request.urlopen(request, timeout=timeout + 10) as response:  # noqa: S310
-                    body, error_header = response.read(), response.headers.get("X-Amz-Function-Error")
-            except urllib.error.HTTPError as exc:
-                body, error_header = exc.read(), exc.headers.get("X-Amz-Function-Error") or f"HTTP {exc.code}"
+                answer, error_header = post(f"http://127.0.0.1:{port}{INVOKE_PATH}", body, timeout + 10)
             except OSError as exc:
                 raise SetupError(f"no answer from the emulator ({exc}); its log:\n{read_log(log)}") from exc
             duration_ms = (time.monotonic() - started) * 1000
         finally:
             stop(proc)
         logs = read_log(log)
+    return result_of(function, answer, error_header, logs, duration_ms)
+
+
+def invoke_endpoint(function: str, event: Any, endpoint_url: str) -> InvokeResult:
+    """Run `function` once on `event` through the Lambda API at `endpoint_url` (`sam local start-lambda`).
+
+    Raises SetupError when nothing answers there; a function error is reported in the result.
+    """
+    if not endpoint_url.startswith(("http://", "https://")):
+        raise SetupError(f"--endpoint-url {endpoint_url} is not an http(s) URL: pass http://127.0.0.1:3001.")
+    # The function's id as sam local names it: Functions/WriterFunction.
+    function_id = f"{FUNCTIONS_STACK}/{LOGICAL_IDS[function]}"
+    url = f"{endpoint_url.rstrip('/')}/2015-03-31/functions/{function_id}/invocations"
+    started = time.monotonic()
+    try:
+        answer, error_header = post(url, json.dumps(event).encode(), ENDPOINT_TIMEOUT_SECONDS)
+    except (OSError, ValueError) as exc:
+        raise SetupError(
+            f"no answer from {endpoint_url} ({exc}): start `sam local start-lambda` there first "
+            f"(with --skip-pull-image on the project's engine), or pass the URL it prints."
+        ) from exc
+    return result_of(function, answer, error_header, "", (time.monotonic() - started) * 1000)
+
+
+def post(url: str, body: bytes, timeout: float) -> tuple[bytes, str | None]:
+    """POST one Invoke request; the answer's body and its function error (X-Amz-Function-Error, or
+    the HTTP status of a refused request). OSError when nothing answers."""
+    request = urllib.request.Request(url, data=body, method="POST")  # noqa: S310 (callers pass http URLs)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return response.read(), response.headers.get("X-Amz-Function-Error")
+    except urllib.error.HTTPError as exc:
+        return exc.read(), exc.headers.get("X-Amz-Function-Error") or f"HTTP {exc.code}"
+
+
+def result_of(
+    function: str, body: bytes, error_header: str | None, logs: str, duration_ms: float
+) -> InvokeResult:
     try:
         payload = json.loads(body)
     except ValueError:
@@ -352,12 +403,13 @@ def choose_function(function: str | None, event: Path | None) -> str:
     if function is not None and named not in (None, function):
         raise SetupError(
             f"the event file {event} is named for the {named} function, not {function}: pass "
-            f"FUNCTION={named} (or leave FUNCTION out), or an event of the {function} function."
+            f"{option('function', named)} (or no function), or an event of the {function} function."
         )
     if function is None and event is not None and named is None:
         raise SetupError(
-            f"cannot tell the function from the event file name {event.name}: pass FUNCTION=<one of "
-            f"{', '.join(sorted(LOGICAL_IDS))}>, or name the file <function>.json or <function>-<what>.json."
+            f"cannot tell the function from the event file name {event.name}: pass "
+            f"{option('function', '<' + '|'.join(sorted(LOGICAL_IDS)) + '>')}, or name the file "
+            f"<function>.json or <function>-<what>.json."
         )
     return function or named or DEFAULT_FUNCTION
 
@@ -372,6 +424,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mount-root", type=Path, default=REPO / ".local" / "s3data")
     parser.add_argument("--env-file", type=Path, default=REPO / "events" / "env.json")
     parser.add_argument("--verbose", action="store_true", help="print the function's logs on success too")
+    parser.add_argument(
+        "--endpoint-url",
+        help="invoke through this Lambda API (sam local start-lambda: http://127.0.0.1:3001)",
+    )
     args = parser.parse_args(argv)
     try:
         args.function = choose_function(args.function, args.event)
@@ -383,36 +439,53 @@ def main(argv: list[str] | None = None) -> int:
         event = json.loads(event_path.read_text())
     except (OSError, ValueError) as exc:
         print(
-            f"error: cannot read event {event_path}: {exc}. Pass --event with a JSON file.", file=sys.stderr
+            f"error: cannot read event {event_path}: {exc}. Pass {option('event', '<a JSON file>')}.",
+            file=sys.stderr,
         )
         return 2
     try:
-        for key in place_sample_files(args.function, args.mount_root):
-            print(
-                f"sample file placed on the mount (as S3 Files would import an upload): {key}",
-                file=sys.stderr,
+        if args.endpoint_url:
+            result = invoke_endpoint(args.function, event, args.endpoint_url)
+        else:
+            for key in place_sample_files(args.function, args.mount_root):
+                print(
+                    f"sample file placed on the mount (as S3 Files would import an upload): {key}",
+                    file=sys.stderr,
+                )
+            result = invoke(
+                args.function,
+                event,
+                build_dir=args.build_dir,
+                mount_root=args.mount_root,
+                env_file=args.env_file,
             )
-        result = invoke(
-            args.function, event, build_dir=args.build_dir, mount_root=args.mount_root, env_file=args.env_file
-        )
     except SetupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: the emulator was stopped.", file=sys.stderr)
         return 130
-    print(json.dumps(result.payload, indent=2) if isinstance(result.payload, dict) else result.payload)
-    if result.ok and isinstance(result.payload, dict) and "committed_path" in result.payload:
-        print(f"committed: {result.payload['committed_path']}", file=sys.stderr)
-    if result.logs:
-        print(f"timings: {result.timings} (cold start included)", file=sys.stderr)
-    if (args.verbose or result.function_error) and result.logs:
-        print(f"--- {args.function} logs ---\n{result.shown_logs}--- end of logs ---", file=sys.stderr)
-    if result.function_error:
-        print(f"error: the invocation failed ({result.function_error}).", file=sys.stderr)
-    elif not result.ok:
-        print(f"error: the function answered statusCode {result.payload['statusCode']}.", file=sys.stderr)
+    report(result, verbose=args.verbose)
     return 0 if result.ok else 1
+
+
+def report(result: InvokeResult, *, verbose: bool) -> None:
+    """The notes on stderr, then the response alone on stdout, last: stderr is written at once, so
+    no buffering of stdout can put the response before a note."""
+    notes = []
+    if (verbose or result.function_error) and result.logs:
+        notes.append(f"--- {result.function} logs ---\n{result.shown_logs}--- end of logs ---")
+    if result.ok and isinstance(result.payload, dict) and "committed_path" in result.payload:
+        notes.append(f"committed: {result.payload['committed_path']}")
+    if result.logs:
+        notes.append(f"timings: {result.timings} (cold start included)")
+    if result.function_error:
+        notes.append(f"error: the invocation failed ({result.function_error}); its answer follows.")
+    elif not result.ok:
+        notes.append(f"error: the function answered statusCode {result.payload['statusCode']}.")
+    if notes:
+        print("\n".join(notes), file=sys.stderr, flush=True)
+    print(json.dumps(result.payload, indent=2) if isinstance(result.payload, dict) else result.payload)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Usage::
     verify.py preflight [--config-env ENV] [--parameter-overrides K=V ..] [--vpc-id vpc-..
               --subnet-ids subnet-a,subnet-b] [--allow-replace ID,..] [--region R] [--profile P]
               [--stack-name NAME]
+    verify.py credentials [--region R] [--profile P]
 
 verify: stack outputs -> file system and mount targets available -> NFS security group rules -> each
 function's VPC, access point and a mount target per AZ -> writer commits a probe document
@@ -22,7 +23,10 @@ created VPC: the VPCs-per-Region quota and the two AZs its subnets get (none whe
 existing VPC: the subnets exist in two AZs, VPC DNS attributes, a route to S3 (warning).
 
 Prints one PASS/FAIL/WARN/SKIP line per step, a ``fix:`` line under each FAIL and WARN, and exits 1
-when any step failed (0 otherwise). The caller needs cloudformation:DescribeStacks,
+when any step failed (0 otherwise); preflight exits 2 when no credentials or no Region are found (then
+nothing can deploy either, so `make deploy` does not offer SKIP_PREFLIGHT=1). credentials (the first
+step of `make publish`) only checks that boto3 finds credentials and a Region: 0, else 2 with the fix.
+The caller needs cloudformation:DescribeStacks,
 s3files:GetFileSystem, s3files:ListMountTargets, ec2:Describe*, lambda:GetFunctionConfiguration,
 lambda:InvokeFunction, s3:GetObject + s3:ListBucket on the bucket and logs:FilterLogEvents; preflight
 needs sts:GetCallerIdentity, cloudformation:DescribeStacks + ListStackResources + GetTemplate,
@@ -33,6 +37,7 @@ servicequotas:GetServiceQuota.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +46,14 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError
-from s3files_ops.account import RESERVED_CONCURRENCY, PreflightClients, resolve_target
-from s3files_ops.checklist import CONNECT_FIX, Clock, print_checklist, skip, stderr_progress
+from s3files_ops.account import (
+    CREDENTIALS_FIX,
+    PF_IDENTITY,
+    RESERVED_CONCURRENCY,
+    PreflightClients,
+    resolve_target,
+)
+from s3files_ops.checklist import Clock, connect_fix, print_checklist, skip, stderr_progress
 from s3files_ops.infra import (
     AVAILABLE,
     FUNCTION_NETWORK,
@@ -179,6 +190,7 @@ def _parser() -> argparse.ArgumentParser:
     preflight = commands.add_parser(
         "preflight", parents=[common], help="check the account, Region and network before deploying"
     )
+    commands.add_parser("credentials", parents=[common], help="check that credentials and a Region are found")
     preflight.add_argument("--config-env", default="default", help="samconfig.toml environment (default)")
     preflight.add_argument("--config-file", type=Path, default=REPO / "samconfig.toml")
     preflight.add_argument("--template-file", type=Path, default=REPO / "template.yaml")
@@ -231,7 +243,28 @@ def preflight(args: argparse.Namespace, clients: PreflightClients | None = None)
     if params.ignored:
         print(f"Ignored (not parameters of {args.template_file.name}): {', '.join(params.ignored)}")
     print_checklist(results)
+    if any(r.name == PF_IDENTITY and not r.ok for r in results):
+        return 2  # no account to deploy to: skipping the preflight would not help
     return 1 if any(not r.ok for r in results) else 0
+
+
+def credentials(region: str | None, profile: str | None) -> int:
+    """0 when boto3 finds credentials and a Region (sam package and sam publish need both), else 2
+    with what to do, in make's terms under make (`make publish REGION=..`)."""
+    try:
+        session = boto3.Session(region_name=region, profile_name=profile)
+    except BotoCoreError as exc:
+        print(f"error: {exc}; {CREDENTIALS_FIX}", file=sys.stderr)
+        return 2
+    problems = []
+    if session.get_credentials() is None:
+        problems.append(f"no AWS credentials found: {CREDENTIALS_FIX}")
+    if not session.region_name:
+        where = "REGION=eu-west-1" if os.environ.get("MAKELEVEL") else "--region eu-west-1"
+        problems.append(f"no AWS Region set: pass {where}, or export AWS_DEFAULT_REGION=eu-west-1")
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    return 2 if problems else 0
 
 
 def main(
@@ -246,17 +279,19 @@ def main(
     ``clients``, ``clock`` and ``preflight_clients`` are injected by tests.
     """
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if not args_list or args_list[0] not in ("verify", "preflight", "-h", "--help"):
+    if not args_list or args_list[0] not in ("verify", "preflight", "credentials", "-h", "--help"):
         args_list.insert(0, "verify")
     args = _parser().parse_args(args_list)
     if args.command == "preflight":
         return preflight(args, preflight_clients)
+    if args.command == "credentials":
+        return credentials(args.region, args.profile)
     try:
         clients = clients or Clients.from_session(
             boto3.Session(region_name=args.region, profile_name=args.profile)
         )
     except BotoCoreError as exc:
-        print(f"error: {exc}; {CONNECT_FIX}", file=sys.stderr)
+        print(f"error: {exc}; {connect_fix()}", file=sys.stderr)
         return 2
     results = run_verify(
         clients,

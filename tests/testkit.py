@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -178,3 +179,15 @@ def transform(sam: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]
             if isinstance(properties.get(key), str) and not properties[key].startswith(("s3://", "https://")):
                 properties[key] = packaged
     return sam_transform(fragment, dict(parameters), _OfflinePolicyLoader())
+
+
+def no_account() -> dict[str, str]:
+    """This environment as a new user's machine has it: no credentials or AWS config files (the Region
+    stays), and every AWS endpoint a closed local port, so that nothing can leave the machine."""
+    credentials = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"}
+    return {k: v for k, v in os.environ.items() if k not in credentials and k != "AWS_PROFILE"} | {
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+    }

@@ -12,7 +12,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, ProfileNotFound
 
-from s3files_ops.checklist import Status, StepResult, error_text, step
+from s3files_ops.checklist import Status, StepResult, error_text, option, step
 from s3files_ops.params import total
 
 if TYPE_CHECKING:
@@ -248,7 +248,8 @@ def check_s3files(s3files: BaseClient, region: str) -> StepResult:
             f"S3 Files does not answer in {region} ({reason}): the stack's file system cannot be "
             "created there",
             "deploy to a Region where Amazon S3 Files is available (try `aws s3files list-file-systems "
-            "--region <region>`): pass --region, export AWS_DEFAULT_REGION, or set region in samconfig.toml",
+            f"--region <region>`): set region in samconfig.toml or export AWS_DEFAULT_REGION (check one "
+            f"first with {option('--region <region>')})",
         )
     except BotoCoreError as exc:
         return StepResult(PF_S3FILES, Status.FAIL, str(exc), "check network access to the AWS API endpoints")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import time
 from collections import Counter
@@ -64,10 +65,29 @@ def error_text(exc: ClientError) -> str:
     return f"{error.get('Code', 'Unknown')}: {error.get('Message', '')}".rstrip(": ")
 
 
-CONNECT_FIX = (
-    "configure credentials (--profile, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) and a Region (--region), "
-    "and check network access to the AWS API endpoints"
-)
+def option(flags: str) -> str:
+    """Command-line options (``--region <region>``) as the user gives them: to the script as they are;
+    under make, the way the target that runs it takes them (its recipe exports OPTIONS_HINT, a template
+    such as ``ARGS="%s"`` for `make verify` and `make preflight`)."""
+    template = os.environ.get("OPTIONS_HINT", "")
+    return template.replace("%s", flags) if "%s" in template else flags
+
+
+def stack_options() -> str:
+    """The options that say which stack verify looks at, and where: ``--stack``, ``--region``, ``--profile``
+    (`make verify` takes the stack as STACK=)."""
+    where = option("--region <region> --profile <profile>")
+    return f"STACK=<name> {where}" if "OPTIONS_HINT" in os.environ else f"--stack <name> {where}"
+
+
+def connect_fix() -> str:
+    return (
+        f"configure credentials ({option('--profile <profile>')}, or AWS_ACCESS_KEY_ID/"
+        f"AWS_SECRET_ACCESS_KEY) and a Region ({option('--region <region>')}), and check network access to "
+        "the AWS API endpoints"
+    )
+
+
 # Services of the non-EC2 calls the checks make; every other call is an ec2:Describe*.
 _SERVICES = {
     "DescribeStacks": "cloudformation",
@@ -98,14 +118,14 @@ def step[**P](name: str) -> Callable[[Callable[P, StepResult]], Callable[P, Step
                 return StepResult(name, Status.FAIL, exc.detail, exc.remediation)
             except ClientError as exc:
                 fix = (
-                    "the resource named above does not exist in this account/Region: check --stack, --region "
-                    "and --profile, or redeploy"
+                    "the resource named above does not exist in this account/Region: check "
+                    f"{stack_options()}, or redeploy"
                     if "NotFound" in exc.response.get("Error", {}).get("Code", "")
                     else f"allow {_iam_action(exc.operation_name)} to the identity running verify.py"
                 )
                 return StepResult(name, Status.FAIL, f"{exc.operation_name} failed: {error_text(exc)}", fix)
             except BotoCoreError as exc:
-                return StepResult(name, Status.FAIL, str(exc), CONNECT_FIX)
+                return StepResult(name, Status.FAIL, str(exc), connect_fix())
 
         return run
 

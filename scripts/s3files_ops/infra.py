@@ -8,7 +8,17 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 from template_functions import functions
 
-from s3files_ops.checklist import Clock, Status, StepFailure, StepResult, error_text, stderr_progress, step
+from s3files_ops.checklist import (
+    Clock,
+    Status,
+    StepFailure,
+    StepResult,
+    error_text,
+    option,
+    stack_options,
+    stderr_progress,
+    step,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -54,7 +64,7 @@ def read_outputs(cloudformation: BaseClient, stack: str) -> StepResult:
     except ClientError as exc:
         raise StepFailure(
             f"cannot describe stack {stack}: {error_text(exc)}",
-            "check --stack, --region and --profile (the identity needs cloudformation:DescribeStacks)",
+            f"check {stack_options()} (the identity needs cloudformation:DescribeStacks)",
         ) from exc
     state = found["StackStatus"]
     if not state.endswith("_COMPLETE") or "ROLLBACK" in state or state.startswith("DELETE"):
@@ -136,7 +146,7 @@ def _timeout_fix(fs_status: str, fs_message: str, targets: list[dict[str, Any]])
         return (
             "the file system has no mount targets: deploy MountTargetA/MountTargetB (one per function subnet)"
         )
-    return "mount targets take 3-5 minutes after creation: re-run with a larger --wait-seconds (e.g. 900)"
+    return f"mount targets take 3-5 minutes after creation: re-run with {option('--wait-seconds 900')}"
 
 
 def _allows_nfs(rule: dict[str, Any]) -> bool:

@@ -23,7 +23,7 @@ from s3files_ops.account import (
     check_stack,
     check_vpc_quota,
 )
-from s3files_ops.checklist import Status, StepFailure, StepResult, skip, step
+from s3files_ops.checklist import Status, StepFailure, StepResult, option, skip, step
 from s3files_ops.params import (
     ConfigError,
     Parameters,
@@ -71,10 +71,14 @@ def check_subnets(ec2: BaseClient, vpc_id: str, subnet_ids: Sequence[str]) -> St
         raise StepFailure(
             f"VpcId is {vpc_id} but SubnetIds is empty",
             "add SubnetIds=subnet-a,subnet-b (two private subnets of that VPC in two AZs) next to VpcId in "
-            "parameter_overrides, or pass --subnet-ids",
+            f"parameter_overrides (check them first with {option('--subnet-ids subnet-a,subnet-b')})",
         )
     if not ec2.describe_vpcs(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Vpcs"]:
-        raise StepFailure(f"VPC {vpc_id} not found in {where}", "pass an existing --vpc-id (or set --region)")
+        raise StepFailure(
+            f"VPC {vpc_id} not found in {where}",
+            "set VpcId to an existing VPC of that Region (check one first with "
+            f"{option('--vpc-id <vpc-id>')})",
+        )
     subnets = ec2.describe_subnets(Filters=[{"Name": "subnet-id", "Values": list(subnet_ids)}])["Subnets"]
     missing = sorted(set(subnet_ids) - {s["SubnetId"] for s in subnets})
     if missing:
@@ -205,7 +209,8 @@ def _zone_fix(zones: Sequence[dict[str, Any]], where: str) -> str:
     usable = [z["ZoneId"] for z in zones if z["ZoneId"] not in LAMBDA_UNSUPPORTED_AZ_IDS]
     return (
         f"choose two AZ ids of {', '.join(usable) or '(none available)'}: AvailabilityZoneIdA=<id> "
-        f"AvailabilityZoneIdB=<id> in {where} (or --parameter-overrides to try them)"
+        f"AvailabilityZoneIdB=<id> in {where} (try them first with "
+        f"{option('--parameter-overrides AvailabilityZoneIdA=<id> AvailabilityZoneIdB=<id>')})"
     )
 
 

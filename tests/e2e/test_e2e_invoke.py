@@ -195,13 +195,20 @@ def test_env_file_declares_only_variables_the_template_declares(
         assert set(env["Parameters"]) | set(env.get(logical_id, {})) <= set(declared), logical_id
 
 
-def run_cli(build_dir: Path, mount_root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    build_dir: Path, mount_root: Path, *args: str, under_make: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """The script as a user runs it, or as `make invoke` does (make sets MAKELEVEL for its recipes)."""
+    env = {k: v for k, v in os.environ.items() if k != "MAKELEVEL"} | (
+        {"MAKELEVEL": "1"} if under_make else {}
+    )
     return subprocess.run(
         [sys.executable, str(SCRIPT), "--build-dir", str(build_dir), "--mount-root", str(mount_root), *args],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
+        env=env,
     )
 
 
@@ -258,7 +265,9 @@ def test_cli_takes_the_function_from_the_event_file_name(build_dir: Path, mount_
 def test_cli_refuses_an_event_file_named_for_another_function(build_dir: Path, mount_root: Path) -> None:
     done = run_cli(build_dir, mount_root, "--function", "writer", "--event", str(EVENTS / "reader-list.json"))
     assert done.returncode == 2
-    assert "reader-list.json is named for the reader function, not writer" in done.stderr
+    assert (
+        "reader-list.json is named for the reader function, not writer: pass --function reader" in done.stderr
+    )
     assert not mount_root.exists()
 
 
@@ -269,7 +278,10 @@ def test_cli_needs_the_function_for_an_event_file_named_for_none(
     event.write_text(json.dumps({"id": "order-7"}))
     done = run_cli(build_dir, mount_root, "--event", str(event))
     assert done.returncode == 2
-    assert "cannot tell the function from the event file name order.json: pass FUNCTION=" in done.stderr
+    assert "cannot tell the function from the event file name order.json: pass --function <" in done.stderr
+    done = run_cli(build_dir, mount_root, "--event", str(event), under_make=True)
+    assert done.returncode == 2
+    assert "order.json: pass FUNCTION=<" in done.stderr
     done = run_cli(build_dir, mount_root, "--function", "writer", "--event", str(event))
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["key"].endswith("/order-7.json")

@@ -3,16 +3,26 @@ environment precedence, timeouts, crashes, and invokes running side by side."""
 
 from __future__ import annotations
 
+import http.server
 import json
+import os
+import socket
+import subprocess
+import sys
 import textwrap
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import pytest
+from testkit import REPO
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
     from types import ModuleType
+
+SCRIPT = REPO / "scripts" / "local_invoke.py"
 
 TEMPLATE = """\
 Globals:
@@ -177,3 +187,136 @@ def test_quiet_success_loud_failure(
     assert "broken on purpose" in err and "error: the invocation failed" in err
     # The emulator's REPORT line claims the whole memory as used and no init time: never shown.
     assert "Max Memory Used" not in err and "Init Duration" not in err
+
+
+def test_hints_name_make_variables_under_make(
+    local_invoke: ModuleType,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    missing = str(tmp_path / "writer-missing.json")
+    monkeypatch.delenv("MAKELEVEL", raising=False)
+    assert local_invoke.main(["--event", missing]) == 2
+    assert "Pass --event <a JSON file>." in capsys.readouterr().err
+    monkeypatch.setenv("MAKELEVEL", "1")  # make sets it for its recipes: `make invoke EVENT=...`
+    assert local_invoke.main(["--event", missing]) == 2
+    err = capsys.readouterr().err
+    assert "Pass EVENT=<a JSON file>." in err and "--event" not in err
+
+
+@pytest.mark.parametrize(
+    ("event", "code"), [({}, 0), ({"raise": "broken on purpose"}, 1)], ids=["ok", "raised"]
+)
+def test_output_order_does_not_depend_on_buffering(fake_build: Path, event: dict, code: int) -> None:
+    """The notes first (stderr, written at once), the answer last (stdout), whether stdout is
+    buffered (a pipe: `make invoke | cat`) or not: both streams into one pipe show the program's order."""
+    event_file = fake_build.parent / "writer-event.json"
+    event_file.write_text(json.dumps(event))
+    command = [sys.executable, str(SCRIPT), "--event", str(event_file), "--build-dir", str(fake_build)]
+    command += ["--env-file", str(fake_build.parent / "env.json")]
+    command += ["--mount-root", str(fake_build.parent / "s3data")]
+    outputs = []
+    for unbuffered in (False, True):
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+        done = subprocess.run(
+            command,
+            env=env | ({"PYTHONUNBUFFERED": "1"} if unbuffered else {}),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == code, done.stdout
+        notes, brace, answer = done.stdout.partition("\n{")
+        assert brace, done.stdout
+        json.loads(brace.strip() + answer)  # the answer, whole, is last
+        assert "timings: init " in notes, done.stdout
+        outputs.append(notes.splitlines())
+    # The same lines in the same order (the timings' numbers aside).
+    assert [line.split(":")[0] for line in outputs[0]] == [line.split(":")[0] for line in outputs[1]]
+    if code:
+        assert outputs[0][-1] == "error: the invocation failed (Unhandled); its answer follows."
+
+
+class _StartLambdaStub(http.server.BaseHTTPRequestHandler):
+    """Stands in for `sam local start-lambda`'s Invoke API: echoes the event as the answer, or answers
+    a function error like Lambda (X-Amz-Function-Error) when the event asks."""
+
+    requests: ClassVar[list[tuple[str, bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.requests.append((self.path, body))
+        event = json.loads(body)
+        self.send_response(200)
+        if "raise" in event:
+            self.send_header("X-Amz-Function-Error", "Unhandled")
+            answer = {"errorType": "ValueError", "errorMessage": event["raise"]}
+        else:
+            answer = {"statusCode": event.get("status", 200), "echo": event}
+        data = json.dumps(answer).encode()
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def start_lambda_stub() -> Iterator[str]:
+    _StartLambdaStub.requests.clear()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StartLambdaStub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_endpoint_url_invokes_through_a_lambda_api(
+    local_invoke: ModuleType, start_lambda_stub: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    event_file = tmp_path / "writer-with-id.json"
+    event_file.write_text(json.dumps({"id": "order-1"}))
+    args = [
+        "--event",
+        str(event_file),
+        "--endpoint-url",
+        start_lambda_stub,
+        "--build-dir",
+        str(tmp_path / "none"),
+    ]
+    assert local_invoke.main(args) == 0  # no build needed: the Lambda API runs the function
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"statusCode": 200, "echo": {"id": "order-1"}}
+    assert err == ""  # no emulator here, so no timings
+    # The Invoke operation's path, with the function's id as sam local names it, and the event as body.
+    assert _StartLambdaStub.requests == [
+        ("/2015-03-31/functions/Functions/WriterFunction/invocations", b'{"id": "order-1"}')
+    ]
+    event_file.write_text(json.dumps({"status": 400}))
+    assert local_invoke.main(args) == 1
+    assert "error: the function answered statusCode 400." in capsys.readouterr().err
+    event_file.write_text(json.dumps({"raise": "broken on purpose"}))
+    assert local_invoke.main(args) == 1
+    out, err = capsys.readouterr()
+    assert json.loads(out)["errorMessage"] == "broken on purpose"
+    assert "the invocation failed (Unhandled)" in err
+
+
+def test_endpoint_url_with_nothing_listening_says_to_start_lambda(
+    local_invoke: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as sock:  # a port that was free a moment ago, bound by nobody now
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    assert local_invoke.main(["--endpoint-url", f"http://127.0.0.1:{port}"]) == 2
+    assert "start `sam local start-lambda` there first" in capsys.readouterr().err
+    assert local_invoke.main(["--endpoint-url", "file:///etc/passwd"]) == 2
+    assert "is not an http(s) URL" in capsys.readouterr().err

@@ -49,7 +49,8 @@ def _step(
     *argv: str,
     code: int = 1,
 ) -> str:
-    """Run preflight, check its exit code, and return the line (and fix) of the step ``name``."""
+    """Run preflight, check its exit code (2 when the credentials and Region step fails: nothing can
+    deploy then), and return the line (and fix) of the step ``name``."""
     exit_code, out = _run(app, clients, capsys, *argv)
     assert exit_code == code, out
     return _line(out, name)
@@ -300,7 +301,7 @@ def test_missing_region_fails_first_with_what_to_set(
 ) -> None:
     monkeypatch.delenv("AWS_DEFAULT_REGION")
     code, out = _run(app, None, capsys)
-    assert code == 1
+    assert code == 2  # nothing can deploy without a Region either: make deploy offers no SKIP_PREFLIGHT
     line = _line(out, "AWS credentials and Region")
     assert line.startswith("[FAIL] AWS credentials and Region") and "no AWS Region set" in line
     # conftest sets AWS_REGION, which botocore (and so sam deploy) ignores: say so.
@@ -315,7 +316,7 @@ def test_missing_credentials_and_region_are_reported_together(
 ) -> None:
     for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name)
-    line = _step(app, None, capsys, "AWS credentials and Region")
+    line = _step(app, None, capsys, "AWS credentials and Region", code=2)
     assert "no AWS Region set and no AWS credentials found" in line
     assert "export AWS_DEFAULT_REGION=eu-west-1, or add" in line
     assert "get credentials: run `aws configure`" in line and "AWS_PROFILE" in line
@@ -327,7 +328,7 @@ def test_missing_credentials_with_a_region_from_samconfig(
     for name in ("AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name)
     # [prod.global.parameters] sets the Region: only the credentials are missing.
-    line = _step(app, None, capsys, "AWS credentials and Region", "--config-env", "prod")
+    line = _step(app, None, capsys, "AWS credentials and Region", "--config-env", "prod", code=2)
     assert line.startswith("[FAIL]") and "no AWS credentials found" in line
     assert "no AWS Region" not in line and "AWS_DEFAULT_REGION" not in line
     assert "fix: get credentials: run `aws configure`" in line
@@ -342,14 +343,18 @@ def test_rejected_credentials_fail_with_the_refresh_hint(
             "get_caller_identity", "ExpiredToken", "The security token included in the request is expired"
         )
         line = _step(
-            app, account.__class__(**{**vars(account), "sts": sts}), capsys, "AWS credentials and Region"
+            app,
+            account.__class__(**{**vars(account), "sts": sts}),
+            capsys,
+            "AWS credentials and Region",
+            code=2,
         )
     assert "credentials rejected: ExpiredToken: The security token" in line
     assert "aws sso login" in line
 
 
 def test_unknown_profile_is_named(app: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    line = _step(app, None, capsys, "AWS credentials and Region", "--profile", "no-such-profile")
+    line = _step(app, None, capsys, "AWS credentials and Region", "--profile", "no-such-profile", code=2)
     assert "profile no-such-profile not found" in line
     assert "aws configure --profile no-such-profile" in line
 

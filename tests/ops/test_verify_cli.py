@@ -136,7 +136,7 @@ def test_unknown_stack_fails_first_and_skips_the_rest(
     assert code == 1
     assert "[FAIL] Stack outputs" in out
     assert out.count("[SKIP]") == 7
-    assert "fix: check --stack, --region and --profile" in out
+    assert "fix: check --stack <name> --region <region> --profile <profile>" in out
 
 
 def test_unknown_profile_exits_2_with_the_fix(capsys: pytest.CaptureFixture[str]) -> None:

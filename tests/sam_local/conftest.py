@@ -74,11 +74,13 @@ def template(build_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def sam_invoke(sam_env: dict[str, str], template: Path) -> Callable[..., Invocation]:
-    """sam_invoke(function, event_file, env_file=events/env.json): one `sam local invoke`."""
+    """sam_invoke(function, event_file, env_file=events/env.json): one `sam local invoke` (with
+    env_file=None, without --env-vars)."""
 
-    def run(function: str, event: Path, env_file: Path = ENV_FILE) -> Invocation:
+    def run(function: str, event: Path, env_file: Path | None = ENV_FILE) -> Invocation:
         command = [str(SAM), "local", "invoke", sam_function_id(function), "--template", str(template)]
-        command += ["--event", str(event), "--env-vars", str(env_file), "--skip-pull-image"]
+        command += ["--event", str(event), "--skip-pull-image"]
+        command += ["--env-vars", str(env_file)] if env_file is not None else []
         result = subprocess.run(
             command, env=sam_env, capture_output=True, text=True, timeout=INVOKE_TIMEOUT_SECONDS, check=False
         )

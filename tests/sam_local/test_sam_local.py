@@ -17,6 +17,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from samkit import ENV_FILE, EVENTS, INVOKE_TIMEOUT_SECONDS, SAM, mount_root, sam_function_id
-from testkit import check_answer, sample_answers
+from testkit import REPO, check_answer, sample_answers
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -92,15 +93,29 @@ def test_a_missing_mount_root_fails_the_invoke(sam_invoke: Callable[..., Invocat
     assert answer.exit_code == 0
 
 
+def test_without_env_vars_the_mount_error_names_the_env_vars_file(
+    sam_invoke: Callable[..., Invocation],
+) -> None:
+    # The template's MOUNT_ROOT=/mnt/s3data exists only where Lambda mounts S3 Files: under sam local
+    # (AWS_SAM_LOCAL=true) the error names the local fix, not the deployed configuration.
+    answer = sam_invoke("writer", EVENTS / "writer-with-id.json", env_file=None)
+    assert answer.body["errorType"] == "MountError", answer.body
+    message = answer.body["errorMessage"]
+    assert "MOUNT_ROOT=/mnt/s3data does not exist in this container" in message
+    assert "--env-vars events/env.json" in message
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def test_start_lambda_serves_boto3_invokes(
+def test_start_lambda_serves_boto3_and_the_readme_client(
     sam_env: dict[str, str], template: Path, engine: Engine, tmp_path: Path
 ) -> None:
+    """The README's start-lambda example, flags as written (--env-vars events/env.json
+    --skip-pull-image), served to boto3 and to the README's client, scripts/local_invoke.py."""
     port = free_port()
     command = [str(SAM), "local", "start-lambda", "--template", str(template), "--env-vars", str(ENV_FILE)]
     command += ["--skip-pull-image", "--host", "127.0.0.1", "--port", str(port)]
@@ -124,6 +139,26 @@ def test_start_lambda_serves_boto3_invokes(
                 response = client.invoke(FunctionName=sam_function_id(answer.function), Payload=payload)
                 assert "FunctionError" not in response, (response, log_text(log))
                 assert_answer(answer, load(answer.event), json.loads(response["Payload"].read()))
+        # The README's client: no aws CLI, credentials or Region needed (the local API checks none).
+        readme_client = [sys.executable, str(REPO / "scripts" / "local_invoke.py")]
+        readme_client += [
+            "--endpoint-url",
+            f"http://127.0.0.1:{port}",
+            "--event",
+            "events/writer-with-id.json",
+        ]
+        done = subprocess.run(
+            readme_client,
+            cwd=REPO,
+            env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+            capture_output=True,
+            text=True,
+            timeout=INVOKE_TIMEOUT_SECONDS,
+            check=False,
+        )
+        assert done.returncode == 0, (done.stdout, done.stderr, log_text(log))
+        writer = next(answer for answer in PROMISED if answer.event == "writer-with-id.json")
+        assert_answer(writer, load(writer.event), json.loads(done.stdout))
     finally:
         stop(server)
     # sam removed its containers when it stopped.

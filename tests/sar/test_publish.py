@@ -27,7 +27,7 @@ from samcli.vendor.serverlessrepo.exceptions import ServerlessRepoError
 from samcli.vendor.serverlessrepo.publish import publish_application
 from samcli.yamlhelper import yaml_dump, yaml_parse
 from sar_metadata import main as sar_metadata
-from testkit import FUNCTION_IDS, REPO
+from testkit import FUNCTION_IDS, REPO, no_account
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -226,6 +226,36 @@ def test_make_publish_needs_a_bucket() -> None:
     assert done.returncode == 2
     assert "usage: make publish BUCKET=" in done.stderr
     assert "serverlessrepo.amazonaws.com" in done.stderr
+
+
+def test_make_publish_without_credentials_stops_before_building_or_uploading() -> None:
+    # Not `Unable to upload artifact ../../../LICENSE`: sam package's words when credentials are the cause.
+    env = {k: v for k, v in no_account().items() if k not in {"MAKELEVEL", "MAKEFLAGS", "MFLAGS"}}
+    del env["AWS_DEFAULT_REGION"]
+    done = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "-o",
+            ".venv/.stamp",
+            "publish",
+            f"BUCKET={ARTIFACTS}",
+            f"AUTHOR={PUBLISHER['Author']}",
+            f"HOME_PAGE_URL={PUBLISHER['HomePageUrl']}",
+            f"SOURCE_CODE_URL={PUBLISHER['SourceCodeUrl']}",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "error: no AWS credentials found: get credentials: run `aws configure`" in done.stderr
+    assert "error: no AWS Region set: pass REGION=eu-west-1, or export AWS_DEFAULT_REGION" in done.stderr
+    assert "sam build" not in done.stdout + done.stderr
+    assert "Unable to upload" not in done.stdout + done.stderr
 
 
 def test_make_publish_packages_and_publishes_the_nested_build_output(

@@ -23,6 +23,27 @@ def test_missing_root(tmp_path: Path) -> None:
         mount.check_mount(Config(mount_root=tmp_path / "absent"), need_write=False)
 
 
+def test_under_sam_local_the_fix_is_the_env_vars_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # sam local sets AWS_SAM_LOCAL=true in its containers and ignores FileSystemConfigs: the template's
+    # MOUNT_ROOT=/mnt/s3data and REQUIRE_MOUNT=true are a local mistake, fixed by --env-vars.
+    monkeypatch.setenv("AWS_SAM_LOCAL", "true")
+    with pytest.raises(MountError, match=r"does not exist in this container: .*--env-vars events/env.json"):
+        mount.check_mount(Config(mount_root=tmp_path / "absent"), need_write=False)
+    with pytest.raises(MountError, match=r"not a mount point in this container: .*--env-vars events/env"):
+        mount.check_mount(Config(mount_root=tmp_path, require_mount=True), need_write=False)
+
+
+def test_outside_sam_local_the_fix_is_the_function_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_SAM_LOCAL", raising=False)
+    with pytest.raises(MountError, match="FileSystemConfigs entry") as missing:
+        mount.check_mount(Config(mount_root=tmp_path / "absent"), need_write=False)
+    assert "--env-vars" not in str(missing.value)
+
+
 def test_dangling_symlink(tmp_path: Path) -> None:
     (tmp_path / "link").symlink_to(tmp_path / "gone")
     with pytest.raises(MountError, match="dangling symlink"):

@@ -22,6 +22,12 @@ if TYPE_CHECKING:
     from s3files_store.config import Config
 
 _verified: set[tuple[Path, bool, bool]] = set()
+# Under `sam local` (which sets AWS_SAM_LOCAL=true in its containers) the cause is local: SAM ignores
+# FileSystemConfigs, so the fix is the env-vars file, not the deployed configuration.
+_SAM_LOCAL_FIX = (
+    "sam local ignores FileSystemConfigs: pass --env-vars events/env.json (it sets MOUNT_ROOT=/tmp and "
+    "REQUIRE_MOUNT=false)"
+)
 
 
 def check_mount(config: Config, need_write: bool) -> None:
@@ -39,6 +45,8 @@ def check_mount(config: Config, need_write: bool) -> None:
                 f"{where} is a dangling symlink (to {root.readlink()}); point MOUNT_ROOT at the "
                 f"function's FileSystemConfigs LocalMountPath"
             ) from None
+        if _under_sam_local():
+            raise MountError(f"{where} does not exist in this container: {_SAM_LOCAL_FIX}") from None
         raise MountError(
             f"{where} does not exist: give the function a FileSystemConfigs entry for the S3 Files "
             f"access point and make its LocalMountPath equal MOUNT_ROOT"
@@ -48,6 +56,8 @@ def check_mount(config: Config, need_write: bool) -> None:
             f"{where} is not a directory; set MOUNT_ROOT to the FileSystemConfigs LocalMountPath"
         )
     if config.require_mount and not os.path.ismount(root):
+        if _under_sam_local():
+            raise MountError(f"{where} is not a mount point in this container: {_SAM_LOCAL_FIX}")
         raise MountError(
             f"{where} is not a mount point: the S3 Files file system is not mounted there. Check the "
             f"function's FileSystemConfigs (access point ARN, LocalMountPath), that a mount target "
@@ -62,6 +72,10 @@ def check_mount(config: Config, need_write: bool) -> None:
 def invalidate() -> None:
     """Forget successful checks (call after a storage failure)."""
     _verified.clear()
+
+
+def _under_sam_local() -> bool:
+    return os.environ.get("AWS_SAM_LOCAL") == "true"
 
 
 def _not_writable(root: Path, info: os.stat_result) -> str:
