@@ -4,6 +4,7 @@ import errno
 import hashlib
 import json
 import os
+import threading
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     from types import ModuleType
 
     from testkit import FakeContext
+
+MIB = 1024 * 1024
 
 
 def emf_blobs(lines: list[str]) -> list[dict[str, Any]]:
@@ -76,19 +79,23 @@ def test_bad_input_is_400_and_writes_nothing(
     assert list(root.iterdir()) == []
 
 
+@pytest.mark.parametrize("size", ["small", "large"])
 def test_storage_fault_raises_and_counts_a_failure(
     writer: ModuleType,
     root: Path,
     context: FakeContext,
     monkeypatch: pytest.MonkeyPatch,
     stdout_lines: Callable[[], list[str]],
+    size: str,
 ) -> None:
     def rename_fails(*args: Any, **kwargs: Any) -> None:
         raise OSError(errno.EIO, "Input/output error")
 
     monkeypatch.setattr(os, "rename", rename_fails)
+    threads = threading.active_count()
     with pytest.raises(StorageError, match="I/O error"):
-        writer.handler({"id": "a"}, context)
+        writer.handler({"id": "a", "v": "x" * (2 * MIB if size == "large" else 1)}, context)
+    assert threading.active_count() == threads, "the digest's thread outlived the commit"
     lines = stdout_lines()
     (failure,) = [log for log in logs(lines) if log["message"] == "commit failed"]
     assert failure["error_kind"] == "StorageError"
@@ -97,6 +104,29 @@ def test_storage_fault_raises_and_counts_a_failure(
     (blob,) = emf_blobs(lines)
     assert blob["CommitFailures"] == [1.0]
     assert list((root / ".staging").iterdir()) == []
+
+
+def test_a_large_document_is_hashed_and_measured_beside_its_write(
+    writer: ModuleType, root: Path, context: FakeContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From 1 MiB on, the digest and the measure of the reader's response run on a second thread
+    while the bytes go to disk: the digest is still the stored bytes', and a document the reader
+    could not return is refused before the rename, leaving the previous version and no staging file."""
+    first = writer.handler({"id": "big", "v": "é" * MIB}, context)
+    path = root / first["key"]
+    stored = path.read_bytes()
+    assert first["statusCode"] == 200 and first["bytes"] == len(stored) > 2 * MIB
+    assert first["sha256"] == hashlib.sha256(stored).hexdigest()
+    renames: list[Any] = []
+    real_rename = os.rename
+    monkeypatch.setattr(os, "rename", lambda *a, **k: renames.append(a) or real_rename(*a, **k))
+    threads = threading.active_count()
+    # 4.2 MB stored, 6.3 MB once the runtime puts a space after each comma: over the limit.
+    refused = writer.handler({"id": "big", "v": [0] * 2_100_000}, context)
+    assert refused["statusCode"] == 413 and "response limit" in refused["error"]
+    assert renames == [] and path.read_bytes() == stored
+    assert list((root / ".staging").iterdir()) == []
+    assert threading.active_count() == threads
 
 
 def test_deadline_raises_so_lambda_retries(writer: ModuleType, root: Path, context: FakeContext) -> None:

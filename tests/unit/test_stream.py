@@ -95,6 +95,65 @@ def test_small_writes_are_gathered_into_whole_chunks(
     assert_committed(tmp_path, data, out.result)
 
 
+class GatedHash:
+    """sha256 whose updates off the calling thread wait for ``gate``; counts the bytes hashed."""
+
+    def __init__(self, gate: threading.Event) -> None:
+        self.inner, self.gate, self.hashed = hashlib.sha256(), gate, 0
+
+    def update(self, data: Any) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            assert self.gate.wait(60), "the test never opened the gate"
+        self.inner.update(data)
+        self.hashed += len(memoryview(data))
+
+    def hexdigest(self) -> str:
+        return self.inner.hexdigest()
+
+
+@pytest.fixture
+def gated(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, list[GatedHash]]:
+    """The stream's hashes, held at a gate: open it to let the worker thread hash."""
+    gate, made = threading.Event(), []
+
+    def sha256() -> GatedHash:
+        made.append(GatedHash(gate))
+        return made[-1]
+
+    monkeypatch.setattr(stream, "hashlib", type("hashlib", (), {"sha256": staticmethod(sha256)}))
+    return gate, made
+
+
+def test_bytes_are_hashed_behind_the_writes(
+    tmp_path: Path, gated: tuple[threading.Event, list[GatedHash]]
+) -> None:
+    """Memory nobody can change (bytes) is written at once and hashed later, up to the fsync."""
+    gate, made = gated
+    data = pattern(3 * CHUNK_BYTES)
+    with atomic_writer(tmp_path, KEY) as out:
+        out.write(data)  # returns with the worker held at the gate: nothing waited for the hashing
+        assert (made[0].hashed, out.tell()) == (0, len(data))
+        (staged,) = (tmp_path / ".staging").iterdir()
+        assert staged.stat().st_size == len(data)
+        gate.set()
+    assert_committed(tmp_path, data, out.result)
+
+
+def test_a_buffer_the_caller_may_reuse_is_hashed_before_write_returns(
+    tmp_path: Path, gated: tuple[threading.Event, list[GatedHash]]
+) -> None:
+    gate, made = gated
+    gate.set()
+    buffer, written = bytearray(2 * CHUNK_BYTES), b""
+    with atomic_writer(tmp_path, KEY) as out:
+        for seed in "abc":
+            buffer[:] = pattern(len(buffer), seed)  # the caller refills its buffer after each write
+            out.write(buffer)
+            assert made[0].hashed == len(written) + len(buffer), "write() returned before the hashing"
+            written += bytes(buffer)
+    assert_committed(tmp_path, written, out.result)
+
+
 def test_one_large_write_and_an_empty_stream(tmp_path: Path) -> None:
     data = pattern(2 * CHUNK_BYTES + 5)
     with atomic_writer(tmp_path, KEY) as out:

@@ -14,8 +14,9 @@ at most one staging file, which the janitor removes.
   while a worker thread at the lowest CPU priority hashes the source; any other source (a pipe, a
   zip member) is read in chunks.
 - The sha256 of the bytes is computed while they stream, on a worker thread in parallel with the
-  writes (and, for a kernel copy, with the final fsync); :attr:`AtomicFile.result` reports it with
-  the size.
+  writes and the final fsync; :attr:`AtomicFile.result` reports it with the size. Chunks of
+  ``bytes`` are hashed behind the writes (at most four chunks behind, their memory held until then);
+  any other buffer is hashed before ``write()`` returns, as the caller may reuse it.
 - Deadline: given ``remaining_ms`` (the Lambda context's ``get_remaining_time_in_millis``), each
   chunk first checks that at least ``margin_ms`` remain. If not, the write stops, the staging file
   is removed and :class:`DeadlineError` says how far it got and what to raise. The margin must cover
@@ -31,6 +32,7 @@ Example::
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import hashlib
@@ -57,6 +59,8 @@ if TYPE_CHECKING:
 CHUNK_BYTES = 4 * 1024 * 1024
 # Below this, handing a chunk to the hashing thread costs more than hashing it inline.
 _PARALLEL_HASH_BYTES = 1024 * 1024
+# Chunks written but not yet hashed, at most: their memory is held until then.
+_HASHING_AHEAD = 4
 # Met before any byte moved, these mean "this kernel copy routine does not apply here".
 _NO_KERNEL_COPY = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF}
 
@@ -104,8 +108,9 @@ class AtomicFile(io.BufferedIOBase):
         self._staging = staging
         self._remaining_ms, self._margin_ms = remaining_ms, margin_ms
         self._hash = hashlib.sha256()
-        self._buffer = memoryview(b"")  # allocated on the first small write
+        self._buffer = memoryview(b"")  # allocated on a small write; a full one goes to be hashed
         self._fill = 0  # bytes waiting in the buffer
+        self._hashing: collections.deque[Future[None]] = collections.deque()  # chunks queued, in order
         self._written = 0  # bytes handed to the staging file
         self._started = time.monotonic()
         self._pool: ThreadPoolExecutor | None = None
@@ -129,14 +134,19 @@ class AtomicFile(io.BufferedIOBase):
         return self._written + self._fill
 
     def write(self, data: Buffer, /) -> int:
-        """Append every byte of ``data``; small writes are gathered into chunks."""
+        """Append every byte of ``data``; small writes are gathered into chunks.
+
+        Whole chunks go straight from the caller's memory. Their hashing runs behind the writes
+        when that memory cannot change (``bytes``); any other buffer is hashed by the time this
+        returns, so the caller may reuse it.
+        """
         view = memoryview(data).cast("B")
         size = len(view)
         with self._guard():
             while view:
                 if not self._fill and len(view) >= CHUNK_BYTES:
                     whole = len(view) - len(view) % CHUNK_BYTES
-                    self._emit(view[:whole])  # straight from the caller's memory
+                    self._emit(view[:whole], stable=type(view.obj) is bytes)
                     view = view[whole:]
                     continue
                 if not self._buffer:
@@ -211,24 +221,34 @@ class AtomicFile(io.BufferedIOBase):
     def _drain(self) -> None:
         if self._fill:
             fill, self._fill = self._fill, 0
-            self._emit(self._buffer[:fill])
+            # The buffer goes with its chunk to be hashed; the next small write takes a new one.
+            buffer, self._buffer = self._buffer, memoryview(b"")
+            self._emit(buffer[:fill], stable=True)
 
-    def _emit(self, view: memoryview) -> None:
-        """Write ``view`` chunk by chunk, each chunk hashed in parallel with its write."""
+    def _emit(self, view: memoryview, *, stable: bool) -> None:
+        """Write ``view`` chunk by chunk; the worker thread hashes each while the next ones are
+        written and, for the last, while publish() fsyncs. Unless ``stable`` (memory nobody changes),
+        every chunk is hashed before this returns."""
         self._settle()
         for start in range(0, len(view), CHUNK_BYTES):
             chunk = view[start : start + CHUNK_BYTES]
             self._check_deadline()
             if len(chunk) < _PARALLEL_HASH_BYTES:
+                self._hashed()  # after the chunks before it
                 self._hash.update(chunk)
-                self._staging.write(chunk)
             else:
-                hashed = self._workers().submit(self._hash.update, chunk)
-                try:
-                    self._staging.write(chunk)
-                finally:
-                    hashed.result()  # the chunk's memory is reused or freed only once hashed
+                while len(self._hashing) >= _HASHING_AHEAD:  # bounds the memory held for hashing
+                    self._hashing.popleft().result()
+                self._hashing.append(self._workers().submit(self._hash.update, chunk))
+            self._staging.write(chunk)
             self._written += len(chunk)
+        if not stable:
+            self._hashed()
+
+    def _hashed(self) -> None:
+        """Wait until every chunk queued so far is hashed."""
+        while self._hashing:
+            self._hashing.popleft().result()
 
     def _copy_file(self, fd: int, start: int, name: str) -> int:
         """Copy the regular file ``fd`` from ``start`` to its end, in the kernel where it can."""
@@ -293,6 +313,7 @@ class AtomicFile(io.BufferedIOBase):
 
     def _digest(self) -> str:
         self._settle()
+        self._hashed()
         return self._hash.hexdigest()
 
     def _check_deadline(self, copying: int = 0) -> None:
