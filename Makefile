@@ -17,7 +17,7 @@ EVENT ?=
 ENV ?= default
 STACK ?=
 
-.PHONY: help venv build invoke new-function test lint bench deploy delete verify preflight publish clean \
+.PHONY: help venv build invoke new-function test lint docs bench deploy delete verify preflight publish clean \
 	sam-local sam-local-up sam-local-down
 
 help:
@@ -25,14 +25,15 @@ help:
 	@echo "                          the function defaults to the one the event file is named for"
 	@echo "make new-function NAME=report   scaffold a function: handler, template lines, event, test"
 	@echo "make test                 lint, template checks, unit/crash/e2e/sam local tests (what CI runs; about"
-	@echo "                          7 min on 2 cores; as root it starts the project's own Docker engine)"
+	@echo "                          6 min on 2 cores; as root it starts the project's own Docker engine)"
+	@echo "make docs                 build the documentation site (MkDocs) into site/; open site/index.html"
 	@echo "make lint                 ruff check, ruff format --check, mypy --strict (layer, handlers, infra)"
 	@echo "make build [V=1]          sam build (the layer ships its .pyc); V=1 shows sam's output"
 	@echo "make sam-local            every sample event through sam local invoke (own Docker engine, root)"
 	@echo "make sam-local-up | sam-local-down   start (prints DOCKER_HOST) / stop that engine"
 	@echo "make bench                benchmark against the disk's floor; writes bench/results.json"
 	@echo "make preflight [ENV=prod] [ARGS=\"--parameter-overrides ReservedConcurrency=5 --region eu-west-1\"]"
-	@echo "make deploy [ENV=prod] [SKIP_PREFLIGHT=1] [ALLOW_REPLACE=AccessPoint,..]   README, Deploy"
+	@echo "make deploy [ENV=prod] [SKIP_PREFLIGHT=1] [ALLOW_REPLACE=AccessPoint,..]   docs/deploy.md"
 	@echo "make delete [ENV=prod]    keeps the bucket and the dead-letter queue; follows the delete to its end"
 	@echo "make verify STACK=... [ARGS=\"--wait-seconds 900 --region eu-west-1\"]"
 	@echo "make publish BUCKET=<artifact bucket> [REGION=eu-west-1]   the functions to SAR (publisher: sar/publisher.toml)"
@@ -47,7 +48,7 @@ $(VENV)/.stamp: requirements-dev.txt
 	  echo "       Install it with 'pyenv install 3.13.0' (the python3.13 Lambda runtime; sam build needs it)." >&2; \
 	  exit 1; fi
 	@scripts/install_venv.sh $(PY313) $(VENV) requirements-dev.txt \
-	  "aws-sam-cli, cfn-lint, moto, pytest, ruff, mypy and Powertools (about a minute)"
+	  "aws-sam-cli, cfn-lint, moto, pytest, ruff, mypy, MkDocs and Powertools (about a minute)"
 	@touch $@
 
 .venv-checkov/.stamp: requirements-checkov.txt $(VENV)/.stamp
@@ -87,8 +88,14 @@ lint: $(VENV)/.stamp
 
 # pytest's closing line ("N passed, N skipped in S s (H:MM:SS)") stays the last line: CI reads it.
 test: venv lint
-	@echo "==> pytest: about 7 min on 2 cores; as root, tests/sam_local starts the project's Docker engine"
+	@echo "==> pytest: about 6 min on 2 cores; as root, tests/sam_local starts the project's Docker engine"
 	@$(PY) -m pytest
+
+# The reference site (docs/, mkdocs.yml), strict: a broken link, anchor or API reference fails it,
+# as tests/docs does under make test. NO_MKDOCS_2_WARNING: no banner about MkDocs' future.
+docs: $(VENV)/.stamp
+	@NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+	@echo "==> docs: site/index.html"
 
 # tests/sam_local only; SAM_LOCAL_REQUIRED makes it fail, not skip, when the engine cannot start.
 sam-local: $(VENV)/.stamp
@@ -164,7 +171,7 @@ publish: $(VENV)/.stamp
 	@$(PY) scripts/sar_metadata.py write $(SAR_TEMPLATE) $(PUBLISHER_ARGS)
 	sam package --template-file $(SAR_TEMPLATE) --s3-bucket $(BUCKET) --output-template-file $(SAR_PACKAGED) $(REGION_ARG)
 	sam publish --template $(SAR_PACKAGED) $(REGION_ARG)
-	@echo "Published (private). Share it, then deploy it: README, \"Serverless Application Repository\"."
+	@echo "Published (private). Share it, then deploy it: docs/sar.md."
 
 clean:
 	@if [ -x $(PY) ]; then PYTHONPATH=scripts $(PY) -m sam_engine down; fi

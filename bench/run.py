@@ -3,7 +3,7 @@ side by side in the same run (so it holds on a noisy machine).
 
 Usage: .venv/bin/python bench/run.py [--quick] [--source] [--build-dir .aws-sam/build]
 
-Prints markdown tables (for the README "Performance" section) and writes bench/results.json.
+Prints markdown tables (for docs/performance.md) and writes bench/results.json.
 Uses the `sam build` output when present (what gets deployed), else the source tree (--source forces it).
 Floors: a bare handler importing json, os and uuid (start-up), the minimal open/write/fsync/rename/
 fsync-dir commit of bytes of the same length in the same directory (latency, throughput, syscalls).

@@ -2,7 +2,7 @@
 
 Writes, for a function NAME (2-30 lowercase letters and digits, starting with a letter):
 - functions/NAME/app.py: a thin handler on the layer's stable API that commits its event's
-  "document" at its "key" (README, "Add your own function": what to change in it);
+  "document" at its "key" (docs/extending.md: what to change in it);
 - its resources in functions/template.yaml (log group, function, errors and throttles alarms,
   mount-errors metric filter and alarm; inserted before Outputs), its row of the Dashboard and its
   three outputs, re-exported by template.yaml;
@@ -39,10 +39,10 @@ HANDLER = '''\
 """Commits the "document" of its event (any JSON value) at the event's "key" on the mount, atomically.
 
 The {{name}} function,
-scaffolded by `make new-function`: a working start on the layer's stable API (README, "Add your own
-function"). Replace what it does and keep its shape: the caller's mistakes (InvalidRequestError,
-TooLargeError) answered 4xx with `refused`, any other StoreError raised, so that Lambda retries the
-event and finally keeps it in the dead-letter queue.
+scaffolded by `make new-function`: a working start on the layer's stable API (docs/extending.md,
+"Add your own function"). Replace what it does and keep its shape: the caller's mistakes
+(InvalidRequestError, TooLargeError) answered 4xx with `refused`, any other StoreError raised, so
+that Lambda retries the event and finally keeps it in the dead-letter queue.
 """
 
 from __future__ import annotations
@@ -184,7 +184,7 @@ RESOURCES = """\
       FileSystemConfigs:
         - Arn: !Ref AccessPointArn
           LocalMountPath: !Ref LocalMountPath
-          # It only writes: no direct reads, so no S3 access (README, "The template lines": how a
+          # It only writes: no direct reads, so no S3 access (docs/extending.md, "The template lines": how a
           # function that reads file data turns them on).
           S3FilesConfig:
             DirectS3Read: DISABLED
@@ -438,8 +438,8 @@ def main(argv: list[str] | None = None) -> int:
     for path in written:
         print(f"wrote {path.relative_to(REPO)}")
     print(
-        f"Next: make invoke FUNCTION={name} (answers 200), then make the handler yours: README, "
-        f'"Add your own function"; events/README.md says what events/{name}.json answers.'
+        f"Next: make invoke FUNCTION={name} (answers 200), then make the handler yours: "
+        f"docs/extending.md; events/README.md says what events/{name}.json answers."
     )
     return 0
 

@@ -207,7 +207,7 @@ def _parser() -> argparse.ArgumentParser:
         "--allow-replace",
         default="",
         metavar="LOGICAL_ID[,..]",
-        help="resources this deploy may replace on purpose (a WARN, not a FAIL); see README, Deploy",
+        help="resources this deploy may replace on purpose (a WARN, not a FAIL); see docs/deploy.md",
     )
     preflight.add_argument("--vpc-id", help="same as --parameter-overrides VpcId=..")
     preflight.add_argument("--subnet-ids", help="same as --parameter-overrides SubnetIds=a,b")

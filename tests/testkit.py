@@ -111,9 +111,10 @@ def write_zip(
     return path
 
 
-def readme_blocks(section: str, language: str) -> list[str]:
-    """The ```language code blocks of README.md's section ``## section``, in order."""
-    text = (REPO / "README.md").read_text()
+def docs_blocks(page: str, section: str, language: str) -> list[str]:
+    """The ```language code blocks of the documentation page docs/<page>'s section ``## section``, in
+    order."""
+    text = (REPO / "docs" / page).read_text()
     start = text.index(f"\n## {section}\n")
     end = text.find("\n## ", start + 1)
     return re.findall(rf"^```{language}\n(.*?)^```$", text[start : end if end >= 0 else None], re.M | re.S)

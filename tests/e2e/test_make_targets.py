@@ -38,6 +38,16 @@ def make(app: Path, *args: str, env: dict[str, str] | None = None) -> subprocess
     )
 
 
+def test_make_invoke_alone_commits_the_writers_sample_event(app: Path) -> None:
+    # The README's first command, as typed: no FUNCTION, no EVENT.
+    done = make(app, "invoke")
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    committed = Path(answer["committed_path"])
+    assert committed.is_relative_to(app / ".local" / "s3data")
+    assert json.loads(committed.read_bytes()) == json.loads((app / "events" / "writer.json").read_bytes())
+
+
 def test_a_success_exits_0_with_the_answer_alone_on_stdout(app: Path) -> None:
     done = make(app, "invoke", "EVENT=events/writer-with-id.json")
     assert done.returncode == 0, done.stderr
@@ -86,7 +96,7 @@ def test_make_deploy_without_credentials_does_not_offer_to_skip_the_preflight(ap
 def test_make_verify_hints_name_args(app: Path) -> None:
     env = no_account()
     del env["AWS_DEFAULT_REGION"], env["AWS_REGION"]
-    done = make(app, "verify", "STACK=app", env=env)
+    done = make(app, "verify", "STACK=s3files-lambda-dev", env=env)
     assert done.returncode == 2
     assert '(ARGS="--profile <profile>", or AWS_ACCESS_KEY_ID' in done.stderr
     assert 'a Region (ARGS="--region <region>")' in done.stderr

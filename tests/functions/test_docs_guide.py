@@ -1,5 +1,6 @@
-"""README's "Add your own function", run as written: its example handler, and its one example of
-each call of the layer (in the order the README gives them, with /tmp standing for a test directory)."""
+"""The guide docs/extending.md, "The layer's API", run as written: its example handler, and its one
+example of each call of the layer (in the order the page gives them, with /tmp standing for a test
+directory)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from testkit import readme_blocks
+from testkit import docs_blocks
 
 from s3files_store.commit import commit
 from s3files_store.exceptions import DeadlineError
@@ -17,12 +18,12 @@ if TYPE_CHECKING:
 
     from testkit import FakeContext
 
-SECTION = "Add your own function"
-HANDLER, *CALLS = readme_blocks(SECTION, "python")
+PAGE, SECTION = "extending.md", "The layer's API"
+HANDLER, *CALLS = docs_blocks(PAGE, SECTION, "python")
 
 
 def run(code: str, namespace: dict[str, Any], tmp: Path) -> None:
-    exec(compile(code.replace("/tmp/", f"{tmp}/"), f"README.md, {SECTION}", "exec"), namespace)
+    exec(compile(code.replace("/tmp/", f"{tmp}/"), f"docs/{PAGE}, {SECTION}", "exec"), namespace)
 
 
 def test_the_example_handler_streams_its_rows_and_refuses_what_it_must(
