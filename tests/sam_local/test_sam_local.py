@@ -114,8 +114,8 @@ def free_port() -> int:
 def test_start_lambda_serves_boto3_and_the_readme_client(
     sam_env: dict[str, str], template: Path, engine: Engine, tmp_path: Path
 ) -> None:
-    """The README's start-lambda example, flags as written (--env-vars events/env.json
-    --skip-pull-image), served to boto3 and to the README's client, scripts/local_invoke.py."""
+    """The start-lambda example of docs/local-development.md, flags as written (--env-vars
+    events/env.json --skip-pull-image), served to boto3 and to the page's client, scripts/local_invoke.py."""
     port = free_port()
     command = [str(SAM), "local", "start-lambda", "--template", str(template), "--env-vars", str(ENV_FILE)]
     command += ["--skip-pull-image", "--host", "127.0.0.1", "--port", str(port)]
@@ -139,7 +139,7 @@ def test_start_lambda_serves_boto3_and_the_readme_client(
                 response = client.invoke(FunctionName=sam_function_id(answer.function), Payload=payload)
                 assert "FunctionError" not in response, (response, log_text(log))
                 assert_answer(answer, load(answer.event), json.loads(response["Payload"].read()))
-        # The README's client: no aws CLI, credentials or Region needed (the local API checks none).
+        # The page's client: no aws CLI, credentials or Region needed (the local API checks none).
         readme_client = [sys.executable, str(REPO / "scripts" / "local_invoke.py")]
         readme_client += [
             "--endpoint-url",
