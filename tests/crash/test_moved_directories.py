@@ -135,7 +135,7 @@ def test_a_directory_that_keeps_moving_fails_the_commit(root: Path, monkeypatch:
         return real_still_at(at_root, parts, fd)
 
     monkeypatch.setattr(tree, "still_at", fleeing_still_at)
-    with pytest.raises(StorageError) as caught:
+    with pytest.raises(StorageError, match="a directory moved or replaced by another client") as caught:
         commit(root, KEY, b"second")
     assert caught.value.errno == errno.ESTALE and moves == 2
     assert not (root / KEY).exists() and list((root / ".staging").iterdir()) == []

@@ -28,8 +28,8 @@ _CONDITIONS = {
     errno_codes.EROFS: "read-only file system: grant the function role s3files:ClientWrite "
     "(AmazonS3FilesClientReadWriteAccess) and use an access point that allows writes",
     errno_codes.EIO: "I/O error on the NFS mount (transient); the invocation fails so Lambda retries it",
-    errno_codes.ESTALE: "stale file handle (a directory was replaced concurrently; transient NFS "
-    "condition); the invocation fails so Lambda retries it",
+    errno_codes.ESTALE: "stale file handle, or a directory moved or replaced by another client while in "
+    "use (transient); the invocation fails so Lambda retries it",
     errno_codes.EACCES: _PERMISSION_HINT,
     errno_codes.EPERM: _PERMISSION_HINT,
     errno_codes.ENOENT: "a path vanished (mount root missing or a directory removed concurrently); "
