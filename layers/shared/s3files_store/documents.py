@@ -58,8 +58,10 @@ MAX_DIRECTORIES_READ = 400
 MAX_WARNINGS = 20
 _ONE_DAY = timedelta(days=1)
 # A lone surrogate in a stored document: a \uD800-\uDFFF escape, or its bytes (which json.loads
-# decodes with "surrogatepass"). A match means "look closer": an escaped pair is fine.
+# decodes with "surrogatepass"). A match means "look closer": an escaped pair is fine. The regular
+# expression runs only where one of these substrings (found at memchr speed) says it may match.
 _SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+_SURROGATE_HINTS = (b"\\ud", b"\\uD", b"\xed")
 # From this size on, the writer hashes a document (and measures its reader's response, when that
 # needs a pass over it) on a second thread while its bytes go to disk; below, a thread costs more.
 _MEASURED_BESIDE_BYTES = 1024 * 1024
@@ -145,10 +147,9 @@ def read_document(key: object, config: Config) -> Any:
             f"document {key!r} is not valid JSON ({reason}); it was not written by this writer or was "
             f"changed in S3: fix or delete the object"
         ) from None
-    if _SURROGATE.search(data):
-        _check_sendable(text, document)
-    if _envelope(text) + _MAX_REENCODING_GROWTH * len(data) > RESPONSE_LIMIT_BYTES:
-        _check_returnable(text, document, len(data))
+    may_hold_surrogate = any(hint in data for hint in _SURROGATE_HINTS) and _SURROGATE.search(data)
+    if may_hold_surrogate or _envelope(text) + _MAX_REENCODING_GROWTH * len(data) > RESPONSE_LIMIT_BYTES:
+        _check_response(text, document, len(data))
     return document
 
 
@@ -388,28 +389,27 @@ def _check_fits(key: str, event: object, data: bytes) -> None:
     if envelope + len(data) * 3 // 2 > RESPONSE_LIMIT_BYTES and (
         envelope + len(data) + data.count(b",") + data.count(b":") > RESPONSE_LIMIT_BYTES
     ):
-        _check_returnable(key, event, len(data))
+        _check_response(key, event, len(data))
 
 
-def _check_returnable(key: str, document: object, stored: int) -> None:
-    size = _envelope(key) + len(json.dumps(document, ensure_ascii=False).encode())
-    if size > RESPONSE_LIMIT_BYTES:
-        raise TooLargeError(
-            f"document {key} ({stored:,} bytes stored) would make the reader's response {size:,} bytes, "
-            f"over Lambda's {RESPONSE_LIMIT_BYTES:,}-byte response limit, so it could never be read "
-            f"back: split it into smaller documents (about 4 MB of compact JSON at most)"
-        )
-
-
-def _check_sendable(key: str, document: object) -> None:
-    try:  # the runtime's own test, at C speed: most matches are escaped pairs (emoji)
-        json.dumps(document, ensure_ascii=False).encode()
+def _check_response(key: str, document: object, stored: int) -> None:
+    """Refuse a document the reader could not send back, measured by one encoding of it as the
+    runtime makes it (at C speed): text with no UTF-8 form (InvalidRequestError), or a response
+    over Lambda's limit (TooLargeError)."""
+    try:
+        size = _envelope(key) + len(json.dumps(document, ensure_ascii=False).encode())
     except UnicodeEncodeError:
         raise InvalidRequestError(
             f"document {key} holds a lone surrogate (a \\uD800-\\uDFFF escape with no pair, or its "
             f"bytes) at {_lone_surrogate(document)}: that text has no UTF-8 form, so it cannot be sent "
             f"as a Lambda response; it was not written by this writer: fix or delete the object"
         ) from None
+    if size > RESPONSE_LIMIT_BYTES:
+        raise TooLargeError(
+            f"document {key} ({stored:,} bytes stored) would make the reader's response {size:,} bytes, "
+            f"over Lambda's {RESPONSE_LIMIT_BYTES:,}-byte response limit, so it could never be read "
+            f"back: split it into smaller documents (about 4 MB of compact JSON at most)"
+        )
 
 
 def _lone_surrogate(document: object) -> str | None:
