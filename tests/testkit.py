@@ -137,6 +137,23 @@ def copy_project(destination: Path) -> Path:
     return destination
 
 
+def run_make(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: int = 300
+) -> subprocess.CompletedProcess[str]:
+    """make in ``cwd`` as from a user's shell (no MAKELEVEL, which `make test` sets: hints speak make
+    when it is there) and with the project's venv as it is (-o .venv/.stamp: never reinstalled)."""
+    env = {k: v for k, v in (env or os.environ).items() if k not in {"MAKELEVEL", "MAKEFLAGS", "MFLAGS"}}
+    return subprocess.run(
+        ["make", "--no-print-directory", "-o", ".venv/.stamp", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def load_module(name: str, path: Path) -> ModuleType:
     """Import the file at ``path`` as module ``name`` (handlers and scripts are not packages)."""
     spec = importlib.util.spec_from_file_location(name, path)

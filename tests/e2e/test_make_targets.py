@@ -6,14 +6,16 @@ credentials."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from testkit import copy_project, no_account
+from testkit import copy_project, no_account, run_make
+
+if TYPE_CHECKING:
+    import subprocess
 
 
 @pytest.fixture(scope="module")
@@ -25,17 +27,8 @@ def app(tmp_path_factory: pytest.TempPathFactory, build_dir: Path) -> Path:
 
 
 def make(app: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """make in the copy, as from a user's shell (no MAKELEVEL: this test may run under `make test`)."""
-    env = {k: v for k, v in (env or os.environ).items() if k not in {"MAKELEVEL", "MAKEFLAGS", "MFLAGS"}}
-    return subprocess.run(
-        ["make", "--no-print-directory", "-o", ".venv/.stamp", "-o", "build", *args],
-        cwd=app,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    """make in the copy, its build taken as done (-o build)."""
+    return run_make(app, "-o", "build", *args, env=env)
 
 
 def test_make_invoke_alone_commits_the_writers_sample_event(app: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from new_function import ScaffoldError, check_name, scaffold
-from testkit import REPO, copy_project
+from testkit import REPO, copy_project, run_make
 
 NAME = "report"
 TEMPLATES = ("functions/template.yaml", "template.yaml")
@@ -81,15 +81,7 @@ def test_the_code_it_writes_is_lint_clean_whatever_the_name_length(tmp_path: Pat
 
 
 def make(app: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """make in the copy, with the project's venv as it is (-o: never reinstalled from the copy)."""
-    return subprocess.run(
-        ["make", "--no-print-directory", "-o", ".venv/.stamp", *args],
-        cwd=app,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    return run_make(app, *args, timeout=600)
 
 
 @pytest.fixture(scope="module")

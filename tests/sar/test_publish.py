@@ -7,7 +7,6 @@ import copy
 import json
 import re
 import shlex
-import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -27,9 +26,10 @@ from samcli.vendor.serverlessrepo.exceptions import ServerlessRepoError
 from samcli.vendor.serverlessrepo.publish import publish_application
 from samcli.yamlhelper import yaml_dump, yaml_parse
 from sar_metadata import main as sar_metadata
-from testkit import FUNCTION_IDS, REPO, no_account
+from testkit import FUNCTION_IDS, REPO, no_account, run_make
 
 if TYPE_CHECKING:
+    import subprocess
     from collections.abc import Iterator
 
 ARTIFACTS = "my-artifacts"
@@ -125,15 +125,8 @@ def _create_request(functions_template: dict, packaged: dict, version: str) -> d
     }
 
 
-def run_make(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["make", "--no-print-directory", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+def make(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return run_make(REPO, *args, env=env, timeout=60)
 
 
 def test_packaging_uploads_the_code_license_and_readme(packaged: dict) -> None:
@@ -222,7 +215,7 @@ def test_an_intrinsic_in_the_metadata_is_refused_before_any_request(packaged: di
 
 
 def test_make_publish_needs_a_bucket() -> None:
-    done = run_make("publish")
+    done = make("publish")
     assert done.returncode == 2
     assert "usage: make publish BUCKET=" in done.stderr
     assert "serverlessrepo.amazonaws.com" in done.stderr
@@ -230,26 +223,15 @@ def test_make_publish_needs_a_bucket() -> None:
 
 def test_make_publish_without_credentials_stops_before_building_or_uploading() -> None:
     # Not `Unable to upload artifact ../../../LICENSE`: sam package's words when credentials are the cause.
-    env = {k: v for k, v in no_account().items() if k not in {"MAKELEVEL", "MAKEFLAGS", "MFLAGS"}}
+    env = no_account()
     del env["AWS_DEFAULT_REGION"]
-    done = subprocess.run(
-        [
-            "make",
-            "--no-print-directory",
-            "-o",
-            ".venv/.stamp",
-            "publish",
-            f"BUCKET={ARTIFACTS}",
-            f"AUTHOR={PUBLISHER['Author']}",
-            f"HOME_PAGE_URL={PUBLISHER['HomePageUrl']}",
-            f"SOURCE_CODE_URL={PUBLISHER['SourceCodeUrl']}",
-        ],
-        cwd=REPO,
+    done = make(
+        "publish",
+        f"BUCKET={ARTIFACTS}",
+        f"AUTHOR={PUBLISHER['Author']}",
+        f"HOME_PAGE_URL={PUBLISHER['HomePageUrl']}",
+        f"SOURCE_CODE_URL={PUBLISHER['SourceCodeUrl']}",
         env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
     )
     assert done.returncode == 2
     assert "error: no AWS credentials found: get credentials: run `aws configure`" in done.stderr
@@ -266,7 +248,7 @@ def test_make_publish_packages_and_publishes_the_nested_build_output(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     variables = [f"AUTHOR={PUBLISHER['Author']}", f"SOURCE_CODE_URL={PUBLISHER['SourceCodeUrl']}"]
-    dry_run = run_make("-n", "publish", f"BUCKET={ARTIFACTS}", f"REGION={REGION}", *variables)
+    dry_run = make("-n", "publish", f"BUCKET={ARTIFACTS}", f"REGION={REGION}", *variables)
     assert dry_run.returncode == 0, dry_run.stderr
     # The publisher's metadata is checked before the build and written into what sam package reads.
     metadata_steps = [
@@ -390,7 +372,7 @@ def test_the_template_holds_no_publisher_placeholder_and_the_one_version(functio
     ],
 )
 def test_make_publish_refuses_before_building(variables: list[str], message: str) -> None:
-    done = run_make("publish", "BUCKET=my-artifacts", *variables)
+    done = make("publish", "BUCKET=my-artifacts", *variables)
     assert done.returncode == 2, done.stdout + done.stderr
     assert message in done.stderr
     assert "sam build" not in done.stdout
