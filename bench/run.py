@@ -148,32 +148,26 @@ def _commit_rows(results: dict[str, Any]) -> list[str]:
     rows = []
     for label, r in results["latency"].items():
         floor = r["floor"]
+        target = (
+            latency.verdict_cell("<=", r["writer_target"], r["writer_verdict"])
+            if "writer_target" in r
+            else ""
+        )
+        for mode, what, verdict in (
+            ("writer", "writer handler", target),
+            ("commit", "commit() only", ""),
+            ("serialize", "serialization of the event alone (json.dumps)", ""),
+        ):
+            rows.append(
+                _row(
+                    f"Commit {label} p50, {what}",
+                    _ms(r[mode]["p50"]),
+                    _ms(floor["p50"]),
+                    f"{r[f'{mode}_ratio_p50']:.2f}x (paired {r[f'{mode}_ratio_paired']:.2f}x)",
+                    verdict,
+                )
+            )
         rows += [
-            _row(
-                f"Commit {label} p50, writer handler",
-                _ms(r["writer"]["p50"]),
-                _ms(floor["p50"]),
-                f"{r['writer_ratio_p50']:.2f}x (paired {r['writer_ratio_paired']:.2f}x)",
-                (
-                    latency.verdict_cell("<=", r["writer_target"], r["writer_verdict"])
-                    if "writer_target" in r
-                    else ""
-                ),
-            ),
-            _row(
-                f"Commit {label} p50, commit() only",
-                _ms(r["commit"]["p50"]),
-                _ms(floor["p50"]),
-                f"{r['commit_ratio_p50']:.2f}x (paired {r['commit_ratio_paired']:.2f}x)",
-                "",
-            ),
-            _row(
-                f"Commit {label} p50, serialization of the event alone (json.dumps)",
-                _ms(r["serialize"]["p50"]),
-                _ms(floor["p50"]),
-                f"{r['serialize_ratio_p50']:.2f}x (paired {r['serialize_ratio_paired']:.2f}x)",
-                "",
-            ),
             _row(
                 f"Commit {label} p99, writer handler (n={r['rounds']})",
                 _ms(r["writer"]["p99"]),
