@@ -97,7 +97,9 @@ def return_dir(root: Path, parts: tuple[str, ...], fd: int) -> None:
 
 
 def _kept() -> _Kept:
-    kept: _Kept = _local.__dict__.setdefault("kept", _Kept())
+    kept: _Kept | None = getattr(_local, "kept", None)
+    if kept is None:  # once per thread (setdefault would build, and finalize, a spare one each call)
+        kept = _local.kept = _Kept()
     return kept
 
 
